@@ -1,0 +1,91 @@
+# cohortbridge — build, test, lint, demo.
+#
+#   make            build build/cohortbridge
+#   make test       install missing packages, build, run the whole suite on a throwaway PostgreSQL
+#   make demo       install missing packages, build, run the bridge on an embedded PostgreSQL
+#   make lint       clang-format check, cppcheck, clang-tidy, banned functions
+#   make deps       install what a fresh Debian 12 machine lacks (as root)
+#   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
+
+CC       ?= cc
+PKGS     := libuv libwebsockets libcurl jansson libpq zlib
+SANITIZE ?=
+
+ifeq ($(strip $(SANITIZE)),)
+BUILD    := build
+SANFLAGS :=
+else
+BUILD    := build/san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat=2 -Wvla -Wpointer-arith -Wundef -Wno-unused-parameter
+CFLAGS   ?= -O2 -g
+CPPFLAGS += -std=c11 -D_DEFAULT_SOURCE -MMD -MP -Ibridge -Idb -I$(BUILD)/gen
+ALLCFLAGS = $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) $(PKG_CFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS   = $(PKG_LIBS) -lm
+
+LIB_SRC  := $(filter-out bridge/main.c,$(wildcard bridge/*.c)) $(wildcard db/*.c) \
+            $(wildcard connectors/*.c) $(wildcard mappings/*.c)
+GEN_SRC  := $(BUILD)/gen/embedded.c
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o
+TEST_SRC := $(wildcard tests/unit/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+EMBEDDED := deploy/config.schema.json $(sort $(wildcard db/migrations/*.sql))
+
+BIN      := $(BUILD)/cohortbridge
+TESTBIN  := $(BUILD)/cohortbridge-tests
+
+.PHONY: all deps test demo lint bench clean check-deps
+all: $(BIN)
+
+$(BUILD)/gen/embedded.c: bridge/embed.sh $(EMBEDDED)
+	@mkdir -p $(dir $@)
+	sh bridge/embed.sh $(EMBEDDED) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/embedded.o: $(BUILD)/gen/embedded.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c | $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c -o $@ $<
+
+$(BUILD)/libcohortbridge.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(BUILD)/obj/bridge/main.o $(BUILD)/libcohortbridge.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(TESTBIN): $(TEST_OBJ) $(BUILD)/libcohortbridge.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# Packages a fresh Debian 12 machine lacks. `make deps` installs only the missing ones.
+DEB_BUILD := build-essential pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
+             libcurl4-openssl-dev libjansson-dev libical-dev libpq-dev libxml2-dev zlib1g-dev \
+             libjsmn-dev libutf8proc-dev libcmocka-dev postgresql-15 ca-certificates
+DEB_LINT  := clang-format clang-tidy cppcheck
+
+deps:
+	@sh deploy/install-deps $(DEB_BUILD)
+
+test: deps
+	@$(MAKE) --no-print-directory $(BIN) $(TESTBIN)
+	@COHORTBRIDGE_BIN=$(BIN) sh deploy/pg-dev run $(TESTBIN)
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@COHORTBRIDGE_BIN=$(BIN) sh deploy/pg-dev run sh deploy/demo
+
+lint: deps
+	@sh deploy/install-deps $(DEB_LINT)
+	@$(MAKE) --no-print-directory $(GEN_SRC)
+	sh deploy/lint $(BUILD) $(LIB_SRC) bridge/main.c $(TEST_SRC)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/bridge/main.d

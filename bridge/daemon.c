@@ -1,0 +1,320 @@
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "daemon.h"
+#include "version.h"
+#include "db.h"
+#include "httpc.h"
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "secret.h"
+
+struct daemon {
+	uv_loop_t *loop;
+	struct config *cfg;
+	int log_level_fixed;
+	struct db *db;
+	struct httpc *httpc;
+	struct httpd *httpd;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_check_t iter;
+	uv_timer_t tick;
+	uint64_t last_tick_ms, lag_ms;
+	int migrated;
+	int stopping;
+	int exit_code;
+};
+
+#define TICK_MS 500
+
+static void on_iteration(uv_check_t *h)
+{
+	metrics.loop_iterations++;
+}
+
+/* Measures how late the loop runs timers: a loop blocked by a slow call shows up here. */
+static void on_tick(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	uint64_t now = uv_hrtime() / 1000000;
+	if (d->last_tick_ms) {
+		uint64_t late = now - d->last_tick_ms;
+		d->lag_ms = late > TICK_MS ? late - TICK_MS : 0;
+	}
+	d->last_tick_ms = now;
+}
+
+static int health(void *ud, char **body)
+{
+	struct daemon *d = ud;
+	char why[300] = "";
+	int db_ok = d->db && db_healthy(d->db, why, sizeof(why));
+	uint64_t since = uv_hrtime() / 1000000 - d->last_tick_ms;
+	int loop_ok = d->last_tick_ms && since < 4 * TICK_MS;
+	int ok = db_ok && loop_ok && d->migrated && !d->stopping;
+	const char *status = d->stopping ? "stopping" : ok ? "ok" : "unavailable";
+	json_t *j = json_pack("{s:s, s:s, s:{s:{s:b, s:b}, s:{s:b, s:I}}}", "status", status, "mode",
+			      "health and metrics only (no Discord client in this build)", "checks",
+			      "database", "ok", db_ok, "migrated", d->migrated, "loop", "ok", loop_ok,
+			      "lag_ms", (json_int_t)d->lag_ms);
+	if (!db_ok)
+		json_object_set_new(json_object_get(json_object_get(j, "checks"), "database"), "error",
+				    json_string(why[0] ? why : "not connected"));
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	size_t n = s ? strlen(s) : 0;
+	*body = s ? realloc(s, n + 2) : NULL;
+	if (*body) {
+		(*body)[n] = '\n';
+		(*body)[n + 1] = '\0';
+	}
+	return ok ? 200 : 503;
+}
+
+static void on_audit_written(PGresult *res, const struct err *err, void *ud)
+{
+	if (err)
+		log_warn("audit", "could not write audit entry", "error", err->msg);
+}
+
+/* Records a process-level event in audit_log. detail is a JSON object. */
+static void audit(struct daemon *d, const char *action, json_t *detail)
+{
+	char *js = json_dumps(detail, JSON_COMPACT);
+	const char *p[] = {"cohortbridge", action, js ? js : "{}"};
+	json_decref(detail);
+	if (d->migrated)
+		db_query(d->db, "INSERT INTO audit_log (actor, action, detail) VALUES ($1, $2, $3::jsonb)",
+			 3, p, on_audit_written, d, NULL);
+	free(js);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+}
+
+static void on_db_closed(void *ud, size_t abandoned)
+{
+	struct daemon *d = ud;
+	d->db = NULL;
+	if (abandoned && !d->exit_code)
+		d->exit_code = 1;
+	uv_close((uv_handle_t *)&d->sig_term, on_closed);
+	uv_close((uv_handle_t *)&d->sig_int, on_closed);
+	uv_close((uv_handle_t *)&d->sig_hup, on_closed);
+	uv_close((uv_handle_t *)&d->iter, on_closed);
+	uv_close((uv_handle_t *)&d->tick, on_closed);
+	log_info("daemon", "stopped");
+}
+
+static void stop(struct daemon *d, int code)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	if (code)
+		d->exit_code = code;
+	char n[24];
+	log_info("daemon", "shutting down", "pending_db_queries",
+		 LOG_NUM(n, "%zu", d->db ? db_pending(d->db) : (size_t)0));
+	audit(d, "stopped", json_pack("{s:i}", "exit_code", d->exit_code));
+	httpd_stop(d->httpd);
+	d->httpd = NULL;
+	httpc_close(d->httpc);
+	d->httpc = NULL;
+	db_close(d->db, d->cfg->shutdown_timeout_ms, on_db_closed, d);
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+	if (d->stopping) {
+		log_warn("daemon", "second signal: exiting without waiting");
+		exit(1);
+	}
+	log_info("daemon", "signal received", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	stop(d, 0);
+}
+
+static int str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static void on_reload(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+	struct diags diags = {0};
+	struct err err = {0};
+	char line[1400];
+
+	if (!d->cfg->path) {
+		log_info("daemon", "SIGHUP: no config file to reload");
+		return;
+	}
+	log_info("daemon", "reloading configuration", "file", d->cfg->path);
+	struct config *nc = config_load(d->cfg->path, &diags, &err);
+	if (!nc) {
+		metrics.config_reloads_failed++;
+		for (size_t i = 0; i < diags.n; i++) {
+			diags_format(&diags, i, line, sizeof(line));
+			log_error("config", line);
+		}
+		if (!diags.n)
+			log_error("config", err.msg);
+		log_error("daemon", "configuration rejected; the running configuration stays",
+			  "file", d->cfg->path);
+		diags_clear(&diags);
+		return;
+	}
+	if (str_differs(nc->http_host, d->cfg->http_host) || nc->http_port != d->cfg->http_port)
+		log_warn("daemon", "http.listen changed; it takes effect on restart");
+	if (nc->migrate_on_start != d->cfg->migrate_on_start ||
+	    nc->db_connect_timeout_ms != d->cfg->db_connect_timeout_ms ||
+	    nc->db_health_interval_ms != d->cfg->db_health_interval_ms)
+		log_warn("daemon", "database settings changed; they take effect on restart");
+	if (!d->log_level_fixed && nc->log_level >= 0)
+		log_threshold = nc->log_level;
+	config_free(d->cfg);
+	d->cfg = nc;
+	metrics.config_reloads_ok++;
+	log_info("daemon", "configuration reloaded", "file", nc->path);
+	audit(d, "config_reloaded", json_pack("{s:s}", "file", nc->path));
+}
+
+static void on_migrated(int rc, const struct err *err, const struct migrate_report *r, void *ud)
+{
+	struct daemon *d = ud;
+	if (rc != 0) {
+		log_error("daemon", "migration failed", "error", err ? err->msg : "unknown");
+		stop(d, 1);
+		return;
+	}
+	d->migrated = 1;
+	char v[16];
+	log_info("daemon", "database ready", "schema_version",
+		 LOG_NUM(v, "%d", r ? r->known_version : 0));
+	audit(d, "started", json_pack("{s:s}", "version", CB_VERSION));
+}
+
+static void on_schema_checked(int rc, const struct err *err, const struct migrate_report *r,
+			      void *ud)
+{
+	struct daemon *d = ud;
+	if (rc == 0 && r && r->pending) {
+		log_error("daemon", "the database needs migrations; run `cohortbridge migrate` or drop --no-migrate");
+		stop(d, 1);
+		return;
+	}
+	on_migrated(rc, err, r, ud);
+}
+
+/* Reads the secrets the configuration names, so they are known to the redactor before anything
+ * is logged, and says which are missing. */
+static int read_secrets(struct daemon *d, char **db_url)
+{
+	struct err err = {0};
+	char *tok = NULL;
+	int rc = secret_get("DATABASE_URL", db_url, &err);
+	if (rc < 0) {
+		log_error("daemon", err.msg);
+		return -1;
+	}
+	if (rc == 1) {
+		log_error("daemon", "DATABASE_URL is not set (nor DATABASE_URL_FILE); `make demo` shows a complete setup");
+		return -1;
+	}
+	rc = secret_get("DISCORD_TOKEN", &tok, &err);
+	if (rc < 0) {
+		log_error("daemon", err.msg);
+		return -1;
+	}
+	if (rc == 1)
+		log_warn("discord", "DISCORD_TOKEN is not set; serving health and metrics only");
+	else
+		log_warn("discord", "no Discord client in this build yet; serving health and metrics only");
+	free(tok);
+	for (size_t i = 0; i < d->cfg->nsources; i++) {
+		const struct source_cfg *s = &d->cfg->sources[i];
+		if (!s->token_env)
+			continue;
+		rc = secret_get(s->token_env, &tok, &err);
+		if (rc < 0) {
+			log_error("daemon", err.msg, "source", s->name);
+			return -1;
+		}
+		if (rc == 1)
+			log_warn("daemon", "source token is not set", "source", s->name, "variable",
+				 s->token_env);
+		free(tok);
+	}
+	return 0;
+}
+
+int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
+{
+	struct daemon d = {0};
+	struct err err = {0};
+	char *db_url = NULL;
+	char port[16];
+
+	d.loop = uv_default_loop();
+	d.cfg = cfg;
+	d.log_level_fixed = log_level_fixed;
+	metrics.start_ms = uv_now(d.loop);
+
+	if (read_secrets(&d, &db_url) != 0) {
+		config_free(cfg);
+		return 1;
+	}
+	struct db_opts o = {cfg->db_connect_timeout_ms, cfg->db_health_interval_ms, false};
+	d.db = db_open(d.loop, db_url, &o, &err);
+	free(db_url);
+	if (!d.db) {
+		log_error("daemon", err.msg);
+		config_free(cfg);
+		return 1;
+	}
+	d.httpc = httpc_new(d.loop, &err);
+	d.httpd = d.httpc ? httpd_start(d.loop, cfg->http_host, cfg->http_port, health, &d, &err)
+			  : NULL;
+	if (!d.httpd) {
+		log_error("daemon", err.msg);
+		d.exit_code = 1;
+		d.stopping = 1;
+		httpc_close(d.httpc);
+		db_close(d.db, 1000, NULL, NULL);
+		uv_run(d.loop, UV_RUN_DEFAULT);
+		config_free(cfg);
+		return 1;
+	}
+	char addr[64];
+	snprintf(addr, sizeof(addr), "http://%s:%d", cfg->http_host, httpd_port(d.httpd));
+	log_info("daemon", "listening", "health", addr, "port", LOG_NUM(port, "%d", httpd_port(d.httpd)));
+
+	uv_signal_init(d.loop, &d.sig_term);
+	uv_signal_init(d.loop, &d.sig_int);
+	uv_signal_init(d.loop, &d.sig_hup);
+	d.sig_term.data = d.sig_int.data = d.sig_hup.data = &d;
+	uv_signal_start(&d.sig_term, on_stop_signal, SIGTERM);
+	uv_signal_start(&d.sig_int, on_stop_signal, SIGINT);
+	uv_signal_start(&d.sig_hup, on_reload, SIGHUP);
+	uv_check_init(d.loop, &d.iter);
+	uv_check_start(&d.iter, on_iteration);
+	uv_unref((uv_handle_t *)&d.iter);
+	uv_timer_init(d.loop, &d.tick);
+	d.tick.data = &d;
+	uv_timer_start(&d.tick, on_tick, 0, TICK_MS);
+
+	migrate_run(d.db, no_migrate || !cfg->migrate_on_start, no_migrate || !cfg->migrate_on_start
+			  ? on_schema_checked : on_migrated, &d);
+
+	uv_run(d.loop, UV_RUN_DEFAULT);
+	config_free(d.cfg);
+	uv_loop_close(d.loop);
+	return d.exit_code;
+}

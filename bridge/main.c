@@ -1,0 +1,355 @@
+/* cohortbridge: the command line. */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <libwebsockets.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "secret.h"
+#include "version.h"
+
+struct command {
+	const char *name;
+	const char *summary;
+	const char *usage; /* the whole --help text after the first line */
+	int (*run)(int argc, char **argv);
+};
+
+static const char *opt_config;
+static int log_level_fixed;
+
+static const char main_usage[] =
+	"usage: cohortbridge [--config FILE] [--log-level LEVEL] COMMAND [OPTIONS]\n"
+	"\n"
+	"Keeps a Discord server in step with a learning programme's LMS, ticketing and calendars.\n"
+	"\n"
+	"commands:\n"
+	"  run        run the bridge (health and metrics endpoint, database, sources)\n"
+	"  migrate    apply pending database migrations\n"
+	"  check      validate the configuration file without a database or Discord\n"
+	"  version    print the version and the library versions\n"
+	"  help       show this help, or `help COMMAND` for one command\n"
+	"\n"
+	"global options:\n"
+	"  --config FILE      configuration file (default: $COHORTBRIDGE_CONFIG; optional)\n"
+	"  --log-level LEVEL  error, warn, info, debug or trace (default: $COHORTBRIDGE_LOG_LEVEL,\n"
+	"                     then the config's log_level, then info)\n"
+	"  -h, --help         show help\n"
+	"  --version          print the version\n"
+	"\n"
+	"environment:\n"
+	"  DATABASE_URL       PostgreSQL connection string (URL or key=value); required by run and migrate\n"
+	"  DISCORD_TOKEN      the bot token\n"
+	"  DISCORD_API_URL    Discord REST base URL (default https://discord.com/api/v10)\n"
+	"  Each secret may instead be read from a file named by NAME_FILE (mode 0600 or stricter).\n";
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "cohortbridge: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n\n%s", main_usage);
+}
+
+static int load_config(struct config **out)
+{
+	struct diags diags = {0};
+	struct err err = {0};
+	const char *path = opt_config ? opt_config : getenv("COHORTBRIDGE_CONFIG");
+	if (path && !*path)
+		path = NULL;
+	*out = config_load(path, &diags, &err);
+	if (!*out) {
+		if (diags.n)
+			diags_print(&diags, stderr);
+		else
+			fprintf(stderr, "%s\n", err.msg);
+		diags_clear(&diags);
+		return -1;
+	}
+	if (!log_level_fixed && (*out)->log_level >= 0)
+		log_threshold = (*out)->log_level;
+	return 0;
+}
+
+/* Parses a command's own options: every one must be in allowed (NULL-terminated); flags[i] is
+ * set for the ones seen. Positional arguments are returned through pos (at most npos).
+ * Returns 0, 1 after printing help, or 2 on a usage error. */
+static int parse_cmd(const struct command *c, int argc, char **argv, const char *const *allowed,
+		     int *flags, char **pos, int npos)
+{
+	int np = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			printf("usage: cohortbridge %s%s", c->name, c->usage);
+			return 1;
+		}
+		if (a[0] == '-') {
+			int k = 0;
+			while (allowed && allowed[k] && strcmp(allowed[k], a) != 0)
+				k++;
+			if (!allowed || !allowed[k]) {
+				fprintf(stderr, "cohortbridge %s: unknown option %s\n\nusage: cohortbridge %s%s",
+					c->name, a, c->name, c->usage);
+				return 2;
+			}
+			flags[k] = 1;
+			continue;
+		}
+		if (np >= npos) {
+			fprintf(stderr, "cohortbridge %s: unexpected argument %s\n\nusage: cohortbridge %s%s",
+				c->name, a, c->name, c->usage);
+			return 2;
+		}
+		pos[np++] = argv[i];
+	}
+	return 0;
+}
+
+static const struct command commands[];
+
+static const struct command *find_command(const char *name)
+{
+	for (const struct command *c = commands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const char *const allowed[] = {"--no-migrate", NULL};
+	int flags[1] = {0};
+	int rc = parse_cmd(find_command("run"), argc, argv, allowed, flags, NULL, 0);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	struct config *cfg;
+	if (load_config(&cfg) != 0)
+		return 1;
+	return daemon_run(cfg, flags[0], log_level_fixed);
+}
+
+struct migrate_state {
+	int status_only;
+	int rc;
+};
+
+static void on_migrate_done(int rc, const struct err *err, const struct migrate_report *r,
+			    void *ud);
+
+static void on_db_closed(void *ud, size_t abandoned)
+{
+}
+
+static struct db *cli_db;
+
+static void on_migrate_done(int rc, const struct err *err, const struct migrate_report *r,
+			    void *ud)
+{
+	struct migrate_state *st = ud;
+	st->rc = rc ? 1 : 0;
+	if (rc) {
+		fprintf(stderr, "cohortbridge migrate: %s\n", err ? err->msg : "failed");
+	} else if (st->status_only) {
+		const struct migration *all;
+		size_t n = migrations_known(&all);
+		printf("database schema version %d; this binary knows %d; %d pending\n", r->db_version,
+		       r->known_version, r->pending);
+		for (size_t i = 0; i < n; i++)
+			if (all[i].version > r->db_version)
+				printf("  pending: %s\n", all[i].name);
+	} else if (r->applied) {
+		printf("applied %d migration(s); schema version %d\n", r->applied, r->known_version);
+	} else {
+		printf("nothing to do; schema version %d\n", r->db_version);
+	}
+	db_close(cli_db, 5000, on_db_closed, NULL);
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	static const char *const allowed[] = {"--status", NULL};
+	int flags[1] = {0};
+	int rc = parse_cmd(find_command("migrate"), argc, argv, allowed, flags, NULL, 0);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	struct config *cfg;
+	if (load_config(&cfg) != 0)
+		return 1;
+	char *url = NULL;
+	struct err err = {0};
+	rc = secret_get("DATABASE_URL", &url, &err);
+	if (rc != 0) {
+		fprintf(stderr, "cohortbridge migrate: %s\n",
+			rc < 0 ? err.msg : "DATABASE_URL is not set (nor DATABASE_URL_FILE)");
+		config_free(cfg);
+		return 1;
+	}
+	struct db_opts o = {cfg->db_connect_timeout_ms, 0, true};
+	struct migrate_state st = {flags[0], 1};
+	cli_db = db_open(uv_default_loop(), url, &o, &err);
+	free(url);
+	config_free(cfg);
+	if (!cli_db) {
+		fprintf(stderr, "cohortbridge migrate: %s\n", err.msg);
+		return 1;
+	}
+	migrate_run(cli_db, st.status_only, on_migrate_done, &st);
+	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+	uv_loop_close(uv_default_loop());
+	return st.rc;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	char *pos[1] = {NULL};
+	int rc = parse_cmd(find_command("check"), argc, argv, NULL, NULL, pos, 1);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (pos[0])
+		opt_config = pos[0];
+	const char *path = opt_config ? opt_config : getenv("COHORTBRIDGE_CONFIG");
+	struct config *cfg;
+	if (load_config(&cfg) != 0)
+		return 1;
+	if (path && *path)
+		printf("%s: OK (%zu source(s); mappings in %s)\n", path, cfg->nsources, cfg->mappings_dir);
+	else
+		printf("no configuration file given: the defaults apply (mappings in %s)\n",
+		       cfg->mappings_dir);
+	config_free(cfg);
+	return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	int rc = parse_cmd(find_command("version"), argc, argv, NULL, NULL, NULL, 0);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	printf("cohortbridge %s\n", CB_VERSION);
+	printf("  libuv %s, libwebsockets %s, libcurl %s, jansson %s, libpq %d\n", uv_version_string(),
+	       lws_get_library_version(), curl_version_info(CURLVERSION_NOW)->version,
+	       JANSSON_VERSION, PQlibVersion());
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc > 1) {
+		const struct command *c = find_command(argv[1]);
+		if (!c) {
+			usage_error("unknown command \"%s\"", argv[1]);
+			return 2;
+		}
+		printf("usage: cohortbridge %s%s", c->name, c->usage);
+		return 0;
+	}
+	fputs(main_usage, stdout);
+	return 0;
+}
+
+static const struct command commands[] = {
+	{"run", "run the bridge",
+	 " [--no-migrate]\n\n"
+	 "Runs the bridge in the foreground until SIGTERM or SIGINT. Serves GET /healthz and\n"
+	 "GET /metrics on http.listen (default 127.0.0.1:8787). Applies pending migrations first\n"
+	 "unless --no-migrate is given or database.migrate_on_start is false.\n"
+	 "SIGHUP reloads the configuration; a file that fails validation is rejected and the\n"
+	 "running configuration stays. Logs are logfmt lines on stderr.\n\n"
+	 "options:\n"
+	 "  --no-migrate   do not apply migrations; refuse to start if any are pending\n",
+	 cmd_run},
+	{"migrate", "apply migrations",
+	 " [--status]\n\n"
+	 "Applies pending database migrations in order, each in its own transaction. Running it\n"
+	 "again is a no-op. A database migrated by a newer cohortbridge is refused.\n\n"
+	 "options:\n"
+	 "  --status   only show the schema version and what is pending\n",
+	 cmd_migrate},
+	{"check", "validate configuration",
+	 " [FILE]\n\n"
+	 "Validates the configuration (FILE, --config or $COHORTBRIDGE_CONFIG) against its JSON\n"
+	 "Schema and the rules the schema cannot express. Problems are printed as\n"
+	 "file:line:column: message; the exit status is 1 when there are any. Needs no database\n"
+	 "and no Discord.\n",
+	 cmd_check},
+	{"version", "print versions", "\n\nPrints the version of cohortbridge and of its libraries.\n",
+	 cmd_version},
+	{"help", "show help", " [COMMAND]\n\nShows help for cohortbridge or one command.\n", cmd_help},
+	{NULL, NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	const char *lvl_opt = NULL;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			fputs(main_usage, stdout);
+			return 0;
+		}
+		if (strcmp(a, "--version") == 0) {
+			printf("cohortbridge %s\n", CB_VERSION);
+			return 0;
+		}
+		if (strcmp(a, "--config") == 0 || strcmp(a, "--log-level") == 0) {
+			if (i + 1 >= argc) {
+				usage_error("%s needs a value", a);
+				return 2;
+			}
+			if (a[2] == 'c')
+				opt_config = argv[++i];
+			else
+				lvl_opt = argv[++i];
+			continue;
+		}
+		if (strncmp(a, "--config=", 9) == 0) {
+			opt_config = a + 9;
+			continue;
+		}
+		if (strncmp(a, "--log-level=", 12) == 0) {
+			lvl_opt = a + 12;
+			continue;
+		}
+		usage_error("unknown option %s", a);
+		return 2;
+	}
+	const char *lvl = lvl_opt ? lvl_opt : getenv("COHORTBRIDGE_LOG_LEVEL");
+	if (lvl && *lvl) {
+		int l = log_level_parse(lvl);
+		if (l < 0) {
+			usage_error("unknown log level \"%s\" (use error, warn, info, debug or trace)", lvl);
+			return 2;
+		}
+		log_threshold = l;
+		log_level_fixed = 1;
+	}
+	if (i >= argc) {
+		fputs(main_usage, stderr);
+		return 2;
+	}
+	const struct command *c = find_command(argv[i]);
+	if (!c) {
+		usage_error("unknown command \"%s\"", argv[i]);
+		return 2;
+	}
+	int rc = c->run(argc - i, argv + i);
+	secret_clear();
+	return rc;
+}
