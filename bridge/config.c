@@ -86,10 +86,11 @@ static void semantic_checks(const struct jdoc *doc, struct diags *d)
 	char *h = NULL;
 	int p;
 
-	if (json_is_string(listen) && parse_listen(json_string_value(listen), &h, &p) != 0)
+	/* The schema checks the shape; this catches octets and ports out of range. */
+	const char *ls = json_is_string(listen) ? json_string_value(listen) : NULL;
+	if (ls && strspn(ls, "0123456789.:") == strlen(ls) && parse_listen(ls, &h, &p) != 0)
 		diags_add(d, file, jdoc_pos(doc, http, "listen", 0, 0),
-			  "http.listen: \"%s\" is not a valid IPv4 address and port",
-			  json_string_value(listen));
+			  "http.listen: \"%s\" has an address or port out of range", ls);
 	free(h);
 
 	const json_t *sources = json_object_get(root, "sources");

@@ -249,6 +249,10 @@ static int cmd_version(int argc, char **argv)
 
 static int cmd_help(int argc, char **argv)
 {
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: cohortbridge help%s", find_command("help")->usage);
+		return 0;
+	}
 	if (argc > 1) {
 		const struct command *c = find_command(argv[1]);
 		if (!c) {

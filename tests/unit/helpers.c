@@ -1,0 +1,220 @@
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+extern char **environ;
+
+const char *th_db_url(void)
+{
+	const char *u = getenv("DATABASE_URL");
+	if (!u || !*u)
+		fail_msg("DATABASE_URL is not set: run the suite with `make test` (deploy/pg-dev run ...)");
+	return u;
+}
+
+const char *th_sql(const char *conninfo, const char *sql, int allow_error)
+{
+	static char buf[4096];
+	PGconn *c = PQconnectdb(conninfo);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fail_msg("cannot connect: %s", PQerrorMessage(c));
+	}
+	PGresult *r = PQexec(c, sql);
+	const char *out = NULL;
+	ExecStatusType s = PQresultStatus(r);
+	if (s == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+		snprintf(buf, sizeof(buf), "%s", PQgetvalue(r, 0, 0));
+		out = buf;
+	} else if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && !allow_error) {
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	}
+	PQclear(r);
+	PQfinish(c);
+	return out;
+}
+
+void th_fresh_db(char *out, size_t size)
+{
+	static int n;
+	char name[64], sql[128];
+	snprintf(name, sizeof(name), "cbt_%d_%d", (int)getpid(), n++);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	th_sql(th_db_url(), sql, 0);
+	char *err = NULL;
+	PQconninfoOption *o = PQconninfoParse(th_db_url(), &err);
+	assert_non_null(o);
+	size_t len = 0;
+	out[0] = '\0';
+	for (PQconninfoOption *p = o; p->keyword; p++) {
+		const char *v = strcmp(p->keyword, "dbname") == 0 ? name : p->val;
+		if (!v)
+			continue;
+		len += (size_t)snprintf(out + len, size - len, "%s%s='%s'", len ? " " : "", p->keyword, v);
+	}
+	PQconninfoFree(o);
+}
+
+const char *th_bin(void)
+{
+	const char *b = getenv("COHORTBRIDGE_BIN");
+	return b && *b ? b : "build/cohortbridge";
+}
+
+static void apply_env(const char *const *env)
+{
+	for (const char *const *e = env; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq) {
+			unsetenv(*e);
+			continue;
+		}
+		char key[128];
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - *e), *e);
+		setenv(key, eq + 1, 1);
+	}
+}
+
+pid_t th_spawn(const char *const *argv, const char *const *env, char *dir, size_t dirsize)
+{
+	snprintf(dir, dirsize, "/tmp/cbtest.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s/stdout", dir);
+		int o = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		snprintf(path, sizeof(path), "%s/stderr", dir);
+		int e = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int in = open("/dev/null", O_RDONLY);
+		dup2(in, 0);
+		dup2(o, 1);
+		dup2(e, 2);
+		apply_env(env);
+		const char *args[32];
+		int n = 0;
+		args[n++] = th_bin();
+		for (int i = 1; argv[i] && n < 31; i++)
+			args[n++] = argv[i];
+		args[n] = NULL;
+		execv(th_bin(), (char *const *)args);
+		_exit(127);
+	}
+	return pid;
+}
+
+int th_wait(pid_t pid, int ms)
+{
+	int st;
+	for (int waited = 0; waited <= ms; waited += 10) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+int th_run(const char *const *argv, const char *const *env, char *dir, size_t dirsize)
+{
+	return th_wait(th_spawn(argv, env, dir, dirsize), 30000);
+}
+
+char *th_read(const char *dir, const char *name)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return strdup("");
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, n, m);
+	fclose(f);
+	fclose(m);
+	return buf;
+}
+
+int th_wait_for(const char *dir, const char *name, const char *needle, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 20) {
+		char *s = th_read(dir, name);
+		int found = strstr(s, needle) != NULL;
+		free(s);
+		if (found)
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+int th_listen_port(const char *dir, int ms)
+{
+	if (!th_wait_for(dir, "stderr", "msg=listening", ms))
+		return -1;
+	char *s = th_read(dir, "stderr");
+	const char *p = strstr(strstr(s, "msg=listening"), " port=");
+	int port = p ? (int)strtol(p + 6, NULL, 10) : -1;
+	free(s);
+	return port;
+}
+
+static size_t collect(char *data, size_t size, size_t n, void *ud)
+{
+	FILE *m = ud;
+	return fwrite(data, size, n, m);
+}
+
+long th_http_get(int port, const char *path, char **body)
+{
+	char url[256];
+	char *buf = NULL;
+	size_t len = 0;
+	long status = 0;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	FILE *m = open_memstream(&buf, &len);
+	CURL *c = curl_easy_init();
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, m);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	fclose(m);
+	if (body)
+		*body = buf;
+	else
+		free(buf);
+	return status;
+}
+
+const char *th_write_file(int slot, const char *name, const char *text)
+{
+	static char paths[4][512];
+	char dir[64] = "/tmp/cbfile.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	snprintf(paths[slot], sizeof(paths[slot]), "%s/%s", dir, name);
+	FILE *f = fopen(paths[slot], "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return paths[slot];
+}

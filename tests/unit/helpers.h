@@ -1,0 +1,64 @@
+#ifndef CB_TEST_HELPERS_H
+#define CB_TEST_HELPERS_H
+/* cmocka needs these before its header. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sys/types.h>
+
+/* Each test file defines one group runner; main.c calls them all and prints the total. */
+struct group_result {
+	int run, failed;
+};
+#define GROUP(name) struct group_result name(void)
+#define RUN_GROUP(tests)                                                                           \
+	((struct group_result){(int)(sizeof(tests) / sizeof(tests[0])),                            \
+			       cmocka_run_group_tests_name(__FILE__, tests, NULL, NULL)})
+
+GROUP(group_core);
+GROUP(group_loop);
+GROUP(group_cli);
+
+/* DATABASE_URL of the throwaway cluster (fails the test when unset). */
+const char *th_db_url(void);
+
+/* Creates a new, empty database and writes a conninfo string for it into out. */
+void th_fresh_db(char *out, size_t size);
+
+/* Runs one SQL statement synchronously on conninfo; returns the first value of the first row
+ * (static buffer) or NULL. Fails the test on error unless allow_error. */
+const char *th_sql(const char *conninfo, const char *sql, int allow_error);
+
+/* The cohortbridge binary under test. */
+const char *th_bin(void);
+
+/* Starts the binary with argv (argv[0] is ignored) and extra environment entries "K=V" (NULL
+ * value removes K). stdout and stderr go to files in a fresh directory, whose path is written
+ * to dir. Returns the pid. */
+pid_t th_spawn(const char *const *argv, const char *const *env, char *dir, size_t dirsize);
+
+/* Runs to completion; returns the exit status; output files as th_spawn. */
+int th_run(const char *const *argv, const char *const *env, char *dir, size_t dirsize);
+
+/* Waits up to ms for pid to exit; returns its exit status, or -1 on timeout (then kills it). */
+int th_wait(pid_t pid, int ms);
+
+/* Reads dir/name into a malloc'd string ("" when missing). */
+char *th_read(const char *dir, const char *name);
+
+/* Waits up to ms until dir/name contains needle. Returns 1 when found. */
+int th_wait_for(const char *dir, const char *name, const char *needle, int ms);
+
+/* Blocking HTTP GET to 127.0.0.1:port path; returns the status, body into a malloc'd *body. */
+long th_http_get(int port, const char *path, char **body);
+
+/* Writes text to a new file in a temporary directory; returns the path (static buffer per call
+ * slot 0..3). */
+const char *th_write_file(int slot, const char *name, const char *text);
+
+/* Port from a "port=N" field in dir/stderr, after waiting for the listening line. */
+int th_listen_port(const char *dir, int ms);
+
+#endif

@@ -1,0 +1,20 @@
+/* The test runner: every group, then one summary line. */
+#include <stdio.h>
+
+#include "helpers.h"
+#include "log.h"
+
+int main(void)
+{
+	GROUP((*groups[])) = {group_core, group_loop, group_cli};
+	int run = 0, failed = 0;
+	/* In-process modules log only what matters; the binary's own logs are read by tests. */
+	log_threshold = LOGL_WARN;
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+		struct group_result r = groups[i]();
+		run += r.run;
+		failed += r.failed;
+	}
+	printf("\ntests: %d passed, %d failed\n", run - failed, failed);
+	return failed ? 1 : 0;
+}
