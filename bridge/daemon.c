@@ -123,7 +123,6 @@ static void stop(struct daemon *d, int code)
 		 LOG_NUM(n, "%zu", d->db ? db_pending(d->db) : (size_t)0));
 	audit(d, "stopped", json_pack("{s:i}", "exit_code", d->exit_code));
 	httpd_stop(d->httpd);
-	d->httpd = NULL;
 	httpc_close(d->httpc);
 	d->httpc = NULL;
 	db_close(d->db, d->cfg->shutdown_timeout_ms, on_db_closed, d);
@@ -314,6 +313,7 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 			  ? on_schema_checked : on_migrated, &d);
 
 	uv_run(d.loop, UV_RUN_DEFAULT);
+	httpd_free(d.httpd);
 	config_free(d.cfg);
 	uv_loop_close(d.loop);
 	return d.exit_code;

@@ -13,6 +13,7 @@ struct httpd {
 	httpd_health_fn health;
 	void *ud;
 	uv_loop_t *loop;
+	int stopped;
 };
 
 /* Per connection: the response waiting to be written. */
@@ -152,6 +153,7 @@ struct httpd *httpd_start(uv_loop_t *loop, const char *host, int port, httpd_hea
 		       LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
 		       LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.foreign_loops = loops;
+	info.pcontext = &h->ctx; /* lws clears it once the context is wholly gone */
 	info.user = h;
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	h->ctx = lws_create_context(&info);
@@ -186,8 +188,19 @@ int httpd_port(const struct httpd *h)
 
 void httpd_stop(struct httpd *h)
 {
+	if (!h || h->stopped)
+		return;
+	h->stopped = 1;
+	lws_context_destroy(h->ctx);
+}
+
+void httpd_free(struct httpd *h)
+{
 	if (!h)
 		return;
-	lws_context_destroy(h->ctx);
+	/* With a foreign loop the first destroy only starts closing lws's handles; once the loop
+	 * has run them down, a second call frees the rest. */
+	if (h->ctx)
+		lws_context_destroy(h->ctx);
 	free(h);
 }

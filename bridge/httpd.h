@@ -20,8 +20,11 @@ struct httpd *httpd_start(uv_loop_t *loop, const char *host, int port, httpd_hea
 /* The port actually bound. */
 int httpd_port(const struct httpd *h);
 
-/* Destroys the context; lws closes its handles on the loop, which must keep running until
+/* Stops serving: lws starts closing its handles on the loop, which must keep running until
  * they are gone. */
 void httpd_stop(struct httpd *h);
+
+/* After the loop has finished: releases what is left. httpd_free(NULL) is a no-op. */
+void httpd_free(struct httpd *h);
 
 #endif

@@ -87,6 +87,7 @@ static void test_curl_lws_libpq_together(void **state)
 	assert_int_equal(httpc_send(t.httpc, &rq, on_fetched, &t, &err), 0);
 	uint64_t t0 = uv_hrtime();
 	uv_run(t.loop, UV_RUN_DEFAULT);
+	httpd_free(t.httpd);
 	double secs = (double)(uv_hrtime() - t0) / 1e9;
 	assert_int_equal(t.status, 200);
 	assert_string_equal(t.body, "{\"status\":\"ok\"}");
@@ -151,6 +152,7 @@ static void test_httpc_errors(void **state)
 	httpd_stop(h);
 	httpc_close(c);
 	uv_run(loop, UV_RUN_DEFAULT);
+	httpd_free(h);
 }
 
 struct mig {
