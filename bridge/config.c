@@ -90,13 +90,14 @@ static void semantic_checks(const struct jdoc *doc, struct diags *d)
 	const char *ls = json_is_string(listen) ? json_string_value(listen) : NULL;
 	if (ls && strspn(ls, "0123456789.:") == strlen(ls) && parse_listen(ls, &h, &p) != 0)
 		diags_add(d, file, jdoc_pos(doc, http, "listen", 0, 0),
-			  "http.listen: \"%s\" has an address or port out of range", ls);
+		          "http.listen: \"%s\" has an address or port out of range", ls);
 	free(h);
 
 	const json_t *sources = json_object_get(root, "sources");
 	size_t i;
 	const json_t *s;
-	json_array_foreach(sources, i, s) {
+	json_array_foreach(sources, i, s)
+	{
 		const json_t *name = json_object_get(s, "name"), *type = json_object_get(s, "type");
 		const json_t *url = json_object_get(s, "url"), *path = json_object_get(s, "path");
 		struct jpos here = jdoc_pos(doc, sources, NULL, i, 0);
@@ -104,25 +105,30 @@ static void semantic_checks(const struct jdoc *doc, struct diags *d)
 			continue;
 		for (size_t j = 0; j < i; j++) {
 			const json_t *o = json_object_get(json_array_get(sources, j), "name");
-			if (json_is_string(o) && strcmp(json_string_value(o), json_string_value(name)) == 0) {
-				struct jpos op = jdoc_pos(doc, json_array_get(sources, j), "name", 0, 0);
+			if (json_is_string(o) &&
+			    strcmp(json_string_value(o), json_string_value(name)) == 0) {
+				struct jpos op =
+				    jdoc_pos(doc, json_array_get(sources, j), "name", 0, 0);
 				diags_add(d, file, jdoc_pos(doc, s, "name", 0, 0),
-					  "sources[%zu].name: \"%s\" is already used by sources[%zu] (line %u)",
-					  i, json_string_value(name), j, op.line);
+				          "sources[%zu].name: \"%s\" is already used by "
+				          "sources[%zu] (line %u)",
+				          i, json_string_value(name), j, op.line);
 				break;
 			}
 		}
 		int is_file = strcmp(json_string_value(type), "roster_file") == 0;
 		if (is_file && !path)
-			diags_add(d, file, here, "sources[%zu]: a roster_file source needs \"path\"", i);
+			diags_add(d, file, here,
+			          "sources[%zu]: a roster_file source needs \"path\"", i);
 		if (!is_file && !url)
 			diags_add(d, file, here, "sources[%zu]: a %s source needs \"url\"", i,
-				  json_string_value(type));
+			          json_string_value(type));
 		if (json_is_string(url) && strncmp(json_string_value(url), "http://", 7) == 0 &&
 		    !is_loopback_url(json_string_value(url)))
 			diags_add(d, file, jdoc_pos(doc, s, "url", 0, 0),
-				  "sources[%zu].url: plain http:// is allowed only on loopback; use https://",
-				  i);
+			          "sources[%zu].url: plain http:// is allowed only on loopback; "
+			          "use https://",
+			          i);
 	}
 }
 
@@ -139,11 +145,11 @@ static struct config *build(const char *path, const json_t *root, struct err *er
 		goto oom;
 	c->path = path ? strdup(path) : NULL;
 	c->log_level = json_is_string(json_object_get(root, "log_level"))
-			       ? log_level_parse(json_string_value(json_object_get(root, "log_level")))
-			       : -1;
+	                   ? log_level_parse(json_string_value(json_object_get(root, "log_level")))
+	                   : -1;
 	const json_t *listen = json_object_get(http, "listen");
 	if (parse_listen(json_is_string(listen) ? json_string_value(listen) : "127.0.0.1:8787",
-			 &c->http_host, &c->http_port) != 0)
+	                 &c->http_host, &c->http_port) != 0)
 		goto oom;
 	char *md = dup_or(json_object_get(root, "mappings_dir"), "mappings");
 	c->mappings_dir = relative_to(path, md);
@@ -153,16 +159,16 @@ static struct config *build(const char *path, const json_t *root, struct err *er
 	c->migrate_on_start = mig ? json_is_true(mig) : true;
 	c->db_connect_timeout_ms = uint_or(json_object_get(db, "connect_timeout_ms"), 10000);
 	c->db_health_interval_ms = uint_or(json_object_get(db, "health_interval_ms"), 5000);
-	c->discord_api_url = api && *api ? strdup(api)
-					  : dup_or(json_object_get(dc, "api_url"),
-						   "https://discord.com/api/v10");
+	c->discord_api_url =
+	    api && *api ? strdup(api)
+	                : dup_or(json_object_get(dc, "api_url"), "https://discord.com/api/v10");
 	if (!c->mappings_dir || !c->discord_api_url)
 		goto oom;
-	c->nsources = json_array_size(sources);
-	if (c->nsources) {
-		c->sources = calloc(c->nsources, sizeof(*c->sources));
+	if (json_array_size(sources)) {
+		c->sources = calloc(json_array_size(sources), sizeof(*c->sources));
 		if (!c->sources)
 			goto oom;
+		c->nsources = json_array_size(sources);
 	}
 	for (size_t i = 0; i < c->nsources; i++) {
 		const json_t *s = json_array_get(sources, i);

@@ -57,13 +57,13 @@ static int health(void *ud, char **body)
 	int loop_ok = d->last_tick_ms && since < 4 * TICK_MS;
 	int ok = db_ok && loop_ok && d->migrated && !d->stopping;
 	const char *status = d->stopping ? "stopping" : ok ? "ok" : "unavailable";
-	json_t *j = json_pack("{s:s, s:s, s:{s:{s:b, s:b}, s:{s:b, s:I}}}", "status", status, "mode",
-			      "health and metrics only (no Discord client in this build)", "checks",
-			      "database", "ok", db_ok, "migrated", d->migrated, "loop", "ok", loop_ok,
-			      "lag_ms", (json_int_t)d->lag_ms);
+	json_t *j = json_pack("{s:s, s:s, s:{s:{s:b, s:b}, s:{s:b, s:I}}}", "status", status,
+	                      "mode", "health and metrics only (no Discord client in this build)",
+	                      "checks", "database", "ok", db_ok, "migrated", d->migrated, "loop",
+	                      "ok", loop_ok, "lag_ms", (json_int_t)d->lag_ms);
 	if (!db_ok)
-		json_object_set_new(json_object_get(json_object_get(j, "checks"), "database"), "error",
-				    json_string(why[0] ? why : "not connected"));
+		json_object_set_new(json_object_get(json_object_get(j, "checks"), "database"),
+		                    "error", json_string(why[0] ? why : "not connected"));
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	size_t n = s ? strlen(s) : 0;
@@ -88,8 +88,9 @@ static void audit(struct daemon *d, const char *action, json_t *detail)
 	const char *p[] = {"cohortbridge", action, js ? js : "{}"};
 	json_decref(detail);
 	if (d->migrated)
-		db_query(d->db, "INSERT INTO audit_log (actor, action, detail) VALUES ($1, $2, $3::jsonb)",
-			 3, p, on_audit_written, d, NULL);
+		db_query(d->db,
+		         "INSERT INTO audit_log (actor, action, detail) VALUES ($1, $2, $3::jsonb)",
+		         3, p, on_audit_written, d, NULL);
 	free(js);
 }
 
@@ -120,7 +121,7 @@ static void stop(struct daemon *d, int code)
 		d->exit_code = code;
 	char n[24];
 	log_info("daemon", "shutting down", "pending_db_queries",
-		 LOG_NUM(n, "%zu", d->db ? db_pending(d->db) : (size_t)0));
+	         LOG_NUM(n, "%zu", d->db ? db_pending(d->db) : (size_t)0));
 	audit(d, "stopped", json_pack("{s:i}", "exit_code", d->exit_code));
 	httpd_stop(d->httpd);
 	httpc_close(d->httpc);
@@ -166,7 +167,7 @@ static void on_reload(uv_signal_t *s, int signum)
 		if (!diags.n)
 			log_error("config", err.msg);
 		log_error("daemon", "configuration rejected; the running configuration stays",
-			  "file", d->cfg->path);
+		          "file", d->cfg->path);
 		diags_clear(&diags);
 		return;
 	}
@@ -196,16 +197,17 @@ static void on_migrated(int rc, const struct err *err, const struct migrate_repo
 	d->migrated = 1;
 	char v[16];
 	log_info("daemon", "database ready", "schema_version",
-		 LOG_NUM(v, "%d", r ? r->known_version : 0));
+	         LOG_NUM(v, "%d", r ? r->known_version : 0));
 	audit(d, "started", json_pack("{s:s}", "version", CB_VERSION));
 }
 
 static void on_schema_checked(int rc, const struct err *err, const struct migrate_report *r,
-			      void *ud)
+                              void *ud)
 {
 	struct daemon *d = ud;
 	if (rc == 0 && r && r->pending) {
-		log_error("daemon", "the database needs migrations; run `cohortbridge migrate` or drop --no-migrate");
+		log_error("daemon", "the database needs migrations; run `cohortbridge migrate` or "
+		                    "drop --no-migrate");
 		stop(d, 1);
 		return;
 	}
@@ -224,7 +226,8 @@ static int read_secrets(struct daemon *d, char **db_url)
 		return -1;
 	}
 	if (rc == 1) {
-		log_error("daemon", "DATABASE_URL is not set (nor DATABASE_URL_FILE); `make demo` shows a complete setup");
+		log_error("daemon", "DATABASE_URL is not set (nor DATABASE_URL_FILE); `make demo` "
+		                    "shows a complete setup");
 		return -1;
 	}
 	rc = secret_get("DISCORD_TOKEN", &tok, &err);
@@ -235,7 +238,8 @@ static int read_secrets(struct daemon *d, char **db_url)
 	if (rc == 1)
 		log_warn("discord", "DISCORD_TOKEN is not set; serving health and metrics only");
 	else
-		log_warn("discord", "no Discord client in this build yet; serving health and metrics only");
+		log_warn("discord",
+		         "no Discord client in this build yet; serving health and metrics only");
 	free(tok);
 	for (size_t i = 0; i < d->cfg->nsources; i++) {
 		const struct source_cfg *s = &d->cfg->sources[i];
@@ -248,7 +252,7 @@ static int read_secrets(struct daemon *d, char **db_url)
 		}
 		if (rc == 1)
 			log_warn("daemon", "source token is not set", "source", s->name, "variable",
-				 s->token_env);
+			         s->token_env);
 		free(tok);
 	}
 	return 0;
@@ -279,8 +283,8 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 		return 1;
 	}
 	d.httpc = httpc_new(d.loop, &err);
-	d.httpd = d.httpc ? httpd_start(d.loop, cfg->http_host, cfg->http_port, health, &d, &err)
-			  : NULL;
+	d.httpd =
+	    d.httpc ? httpd_start(d.loop, cfg->http_host, cfg->http_port, health, &d, &err) : NULL;
 	if (!d.httpd) {
 		log_error("daemon", err.msg);
 		d.exit_code = 1;
@@ -293,7 +297,8 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	}
 	char addr[64];
 	snprintf(addr, sizeof(addr), "http://%s:%d", cfg->http_host, httpd_port(d.httpd));
-	log_info("daemon", "listening", "health", addr, "port", LOG_NUM(port, "%d", httpd_port(d.httpd)));
+	log_info("daemon", "listening", "health", addr, "port",
+	         LOG_NUM(port, "%d", httpd_port(d.httpd)));
 
 	uv_signal_init(d.loop, &d.sig_term);
 	uv_signal_init(d.loop, &d.sig_int);
@@ -309,8 +314,8 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	d.tick.data = &d;
 	uv_timer_start(&d.tick, on_tick, 0, TICK_MS);
 
-	migrate_run(d.db, no_migrate || !cfg->migrate_on_start, no_migrate || !cfg->migrate_on_start
-			  ? on_schema_checked : on_migrated, &d);
+	migrate_run(d.db, no_migrate || !cfg->migrate_on_start,
+	            no_migrate || !cfg->migrate_on_start ? on_schema_checked : on_migrated, &d);
 
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	httpd_free(d.httpd);

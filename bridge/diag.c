@@ -51,7 +51,7 @@ void diags_sort(struct diags *d)
 void diags_format(const struct diags *d, size_t i, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s:%u:%u: %s", d->v[i].file, d->v[i].pos.line, d->v[i].pos.col,
-		 d->v[i].msg);
+	         d->v[i].msg);
 }
 
 void diags_print(const struct diags *d, FILE *out)

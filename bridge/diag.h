@@ -18,7 +18,7 @@ struct diags {
 
 /* Adds a diagnostic. printf-style message. */
 void diags_add(struct diags *d, const char *file, struct jpos pos, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Sorts by file, line, column. */
 void diags_sort(struct diags *d);

@@ -126,7 +126,8 @@ static void finish(struct req *r, CURLcode code, const char *cancel_reason)
 		if (r->too_big)
 			err_set(&resp.err, "response larger than %zu bytes", r->max);
 		else
-			err_set(&resp.err, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
+			err_set(&resp.err, "%s",
+			        r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
 		resp.err.retryable = !r->too_big;
 	}
 	if (resp.status == 0)
@@ -267,14 +268,14 @@ int httpc_is_loopback_url(const char *url)
 }
 
 int httpc_send(struct httpc *c, const struct httpc_request *q, httpc_cb cb, void *ud,
-	       struct err *err)
+               struct err *err)
 {
 	if (c->closing)
 		return err_set(err, "HTTP client is shutting down");
 	if (strncmp(q->url, "https://", 8) != 0 &&
 	    !(strncmp(q->url, "http://", 7) == 0 && httpc_is_loopback_url(q->url)))
 		return err_set(err, "refusing %.*s: only https, or plain http to loopback",
-			       (int)strcspn(q->url, "?"), q->url);
+		               (int)strcspn(q->url, "?"), q->url);
 	struct req *r = calloc(1, sizeof(*r));
 	if (!r || !(r->easy = curl_easy_init())) {
 		free(r);
@@ -359,7 +360,7 @@ void httpc_close(struct httpc *c)
 }
 
 const char *httpc_header(const struct httpc_response *resp, const char *name, char *buf,
-			 size_t size)
+                         size_t size)
 {
 	size_t nl = strlen(name);
 	for (const char *l = resp->headers; l && *l;) {

@@ -12,13 +12,13 @@
 struct httpc;
 
 struct httpc_request {
-	const char *method;          /* NULL: GET */
+	const char *method; /* NULL: GET */
 	const char *url;
-	const char *const *headers;  /* NULL-terminated "Name: value" lines, or NULL */
-	const char *body;            /* may be NULL */
+	const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+	const char *body;           /* may be NULL */
 	size_t body_len;
-	long timeout_ms;             /* 0: 30 s */
-	size_t max_body;             /* 0: 16 MiB; a larger response fails */
+	long timeout_ms; /* 0: 30 s */
+	size_t max_body; /* 0: 16 MiB; a larger response fails */
 };
 
 struct httpc_response {
@@ -38,7 +38,7 @@ struct httpc *httpc_new(uv_loop_t *loop, struct err *err);
 
 /* Starts a request; the request struct and its strings are copied. */
 int httpc_send(struct httpc *c, const struct httpc_request *req, httpc_cb cb, void *ud,
-	       struct err *err);
+               struct err *err);
 
 /* Number of requests in flight. */
 size_t httpc_pending(const struct httpc *c);
@@ -48,7 +48,7 @@ void httpc_close(struct httpc *c);
 
 /* Finds header name (case-insensitive) in resp; copies its value into buf. NULL if absent. */
 const char *httpc_header(const struct httpc_response *resp, const char *name, char *buf,
-			 size_t size);
+                         size_t size);
 
 /* 1 when url's host is a loopback address or localhost. */
 int httpc_is_loopback_url(const char *url);

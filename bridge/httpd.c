@@ -34,7 +34,8 @@ static void count_status(int status)
 
 static int respond(struct lws *wsi, struct pss *pss, int status, const char *ctype, char *body)
 {
-	uint8_t buf[LWS_PRE + 1024], *start = &buf[LWS_PRE], *p = start, *end = &buf[sizeof(buf) - 1];
+	uint8_t buf[LWS_PRE + 1024], *start = &buf[LWS_PRE], *p = start,
+	                             *end = &buf[sizeof(buf) - 1];
 
 	free(pss->body);
 	pss->body = body;
@@ -42,7 +43,7 @@ static int respond(struct lws *wsi, struct pss *pss, int status, const char *cty
 	count_status(status);
 	if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, pss->len, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-					 (const unsigned char *)"no-store", 8, &p, end) ||
+	                                 (const unsigned char *)"no-store", 8, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
 	lws_callback_on_writable(wsi);
@@ -50,7 +51,7 @@ static int respond(struct lws *wsi, struct pss *pss, int status, const char *cty
 }
 
 static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-		   size_t len)
+                   size_t len)
 {
 	struct pss *pss = user;
 	struct httpd *h = lws_context_user(lws_get_context(wsi));
@@ -61,7 +62,7 @@ static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		int is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
 		if (!is_get)
 			return respond(wsi, pss, 405, "application/json",
-				       strdup("{\"error\":\"method not allowed\"}\n"));
+			               strdup("{\"error\":\"method not allowed\"}\n"));
 		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
 			uri[0] = '\0';
 		log_trace("httpd", "request", "path", uri);
@@ -72,9 +73,10 @@ static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		}
 		if (strcmp(uri, "/metrics") == 0)
 			return respond(wsi, pss, 200, "text/plain; version=0.0.4",
-				       metrics_render(uv_now(h->loop)));
-		return respond(wsi, pss, 404, "application/json",
-			       strdup("{\"error\":\"not found\",\"paths\":[\"/healthz\",\"/metrics\"]}\n"));
+			               metrics_render(uv_now(h->loop)));
+		return respond(
+		    wsi, pss, 404, "application/json",
+		    strdup("{\"error\":\"not found\",\"paths\":[\"/healthz\",\"/metrics\"]}\n"));
 	}
 	case LWS_CALLBACK_HTTP_WRITEABLE: {
 		size_t n = pss->len;
@@ -105,14 +107,14 @@ static int on_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 }
 
 static const struct lws_protocols protocols[] = {
-	{"http", on_http, sizeof(struct pss), 0, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+    {"http", on_http, sizeof(struct pss), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 static void lws_log_line(int level, const char *line)
 {
 	char buf[512];
-	size_t n = strlen(line);
+	size_t n;
 	/* lws prefixes its own timestamp "[date time:ms] W: "; keep only the text. */
 	const char *t = strstr(line, "]");
 	if (t && t[1] == ' ' && t[2] && t[3] == ':')
@@ -133,7 +135,7 @@ static void lws_log_line(int level, const char *line)
 }
 
 struct httpd *httpd_start(uv_loop_t *loop, const char *host, int port, httpd_health_fn health,
-			  void *ud, struct err *err)
+                          void *ud, struct err *err)
 {
 	struct lws_context_creation_info info;
 	struct httpd *h = calloc(1, sizeof(*h));
@@ -150,8 +152,7 @@ struct httpd *httpd_start(uv_loop_t *loop, const char *host, int port, httpd_hea
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-		       LWS_SERVER_OPTION_DISABLE_IPV6;
+	               LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN | LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.foreign_loops = loops;
 	info.pcontext = &h->ctx; /* lws clears it once the context is wholly gone */
 	info.user = h;
@@ -159,7 +160,8 @@ struct httpd *httpd_start(uv_loop_t *loop, const char *host, int port, httpd_hea
 	h->ctx = lws_create_context(&info);
 	if (!h->ctx) {
 		free(h);
-		err_set(err, "cannot create the libwebsockets context (is libwebsockets-evlib-uv installed?)");
+		err_set(err, "cannot create the libwebsockets context (is libwebsockets-evlib-uv "
+		             "installed?)");
 		return NULL;
 	}
 

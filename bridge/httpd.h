@@ -15,7 +15,7 @@ typedef int (*httpd_health_fn)(void *ud, char **body);
 
 /* Listens on host:port (port 0 picks one). */
 struct httpd *httpd_start(uv_loop_t *loop, const char *host, int port, httpd_health_fn health,
-			  void *ud, struct err *err);
+                          void *ud, struct err *err);
 
 /* The port actually bound. */
 int httpd_port(const struct httpd *h);

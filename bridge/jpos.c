@@ -42,7 +42,7 @@ static struct jpos pos_at(struct jdoc *d, size_t off)
 }
 
 static int add_entry(struct jdoc *d, const json_t *parent, const char *key, size_t index,
-		     struct jpos kp, struct jpos vp)
+                     struct jpos kp, struct jpos vp)
 {
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 64;
@@ -76,7 +76,8 @@ static int walk(struct jdoc *d, const jsmntok_t *tok, int ntok, int t, const jso
 			int vt = next + 1;
 			if (vt >= ntok)
 				return -1;
-			size_t vstart = (size_t)tok[vt].start - (tok[vt].type == JSMN_STRING ? 1 : 0);
+			size_t vstart =
+			    (size_t)tok[vt].start - (tok[vt].type == JSMN_STRING ? 1 : 0);
 			struct jpos vp = pos_at(d, vstart);
 			if (add_entry(d, v, key, 0, kp, vp) != 0)
 				return -1;
@@ -95,7 +96,7 @@ static int walk(struct jdoc *d, const jsmntok_t *tok, int ntok, int t, const jso
 			if (next >= ntok)
 				return -1;
 			size_t vstart =
-				(size_t)tok[next].start - (tok[next].type == JSMN_STRING ? 1 : 0);
+			    (size_t)tok[next].start - (tok[next].type == JSMN_STRING ? 1 : 0);
 			struct jpos vp = pos_at(d, vstart);
 			if (add_entry(d, v, NULL, (size_t)i, vp, vp) != 0)
 				return -1;
@@ -123,7 +124,7 @@ struct jdoc *jdoc_parse(const char *name, const char *text, size_t len, struct e
 	d->root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!d->root) {
 		err_set(err, "%s:%d:%d: %s", d->name, jerr.line < 1 ? 1 : jerr.line,
-			jerr.column < 1 ? 1 : jerr.column, jerr.text);
+		        jerr.column < 1 ? 1 : jerr.column, jerr.text);
 		goto fail;
 	}
 	jsmn_init(&p);
@@ -222,15 +223,21 @@ const char *jdoc_name(const struct jdoc *doc)
 }
 
 struct jpos jdoc_pos(const struct jdoc *doc, const json_t *parent, const char *key, size_t index,
-		     int want_key)
+                     int want_key)
 {
 	/* Linear: positions are looked up only to report errors. */
 	for (size_t i = 0; i < doc->n; i++) {
 		const struct jentry *e = &doc->ents[i];
 		if (e->parent != parent)
 			continue;
-		if (parent && json_is_object(parent) ? (key && strcmp(e->key, key) == 0)
-						     : (!parent || e->index == index))
+		int match;
+		if (!parent)
+			match = 1;
+		else if (json_is_object(parent))
+			match = key && strcmp(e->key, key) == 0;
+		else
+			match = e->index == index;
+		if (match)
 			return want_key ? e->key_pos : e->val_pos;
 	}
 	return (struct jpos){0, 0};

@@ -34,6 +34,6 @@ const char *jdoc_name(const struct jdoc *doc);
 /* Position of the value held by parent under key (objects) or at index (arrays); for the
  * root pass parent NULL. With want_key, the position of the key itself. Unknown → {0,0}. */
 struct jpos jdoc_pos(const struct jdoc *doc, const json_t *parent, const char *key, size_t index,
-		     int want_key);
+                     int want_key);
 
 #endif

@@ -45,7 +45,7 @@ static int type_matches(const char *want, const json_t *v)
 }
 
 static void report(struct ctx *c, struct jpos pos, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void report(struct ctx *c, struct jpos pos, const char *path, const char *fmt, ...)
 {
@@ -113,10 +113,10 @@ static void child_path(char *buf, size_t size, const char *path, const char *key
 }
 
 static void validate(struct ctx *c, const json_t *schema, const json_t *v, const json_t *parent,
-		     const char *key, size_t index, const char *path);
+                     const char *key, size_t index, const char *path);
 
 static void validate_object(struct ctx *c, const json_t *s, const json_t *v, struct jpos here,
-			    const char *path)
+                            const char *path)
 {
 	const json_t *props = json_object_get(s, "properties");
 	const json_t *addl = json_object_get(s, "additionalProperties");
@@ -127,11 +127,13 @@ static void validate_object(struct ctx *c, const json_t *s, const json_t *v, str
 	json_t *r;
 	char sub[512];
 
-	json_array_foreach(req, i, r) {
+	json_array_foreach(req, i, r)
+	{
 		if (json_is_string(r) && !json_object_get(v, json_string_value(r)))
 			report(c, here, path, "missing required key \"%s\"", json_string_value(r));
 	}
-	json_object_foreach((json_t *)v, k, val) {
+	json_object_foreach((json_t *)v, k, val)
+	{
 		const json_t *ps = props ? json_object_get(props, k) : NULL;
 		child_path(sub, sizeof(sub), path, k, 0);
 		if (ps) {
@@ -140,7 +142,8 @@ static void validate_object(struct ctx *c, const json_t *s, const json_t *v, str
 			const char *best = NULL, *pk;
 			json_t *pv;
 			size_t bd = 3;
-			json_object_foreach((json_t *)props, pk, pv) {
+			json_object_foreach((json_t *)props, pk, pv)
+			{
 				size_t dd = distance(k, pk);
 				if (dd < bd) {
 					bd = dd;
@@ -149,7 +152,8 @@ static void validate_object(struct ctx *c, const json_t *s, const json_t *v, str
 			}
 			struct jpos kp = jdoc_pos(c->doc, v, k, 0, 1);
 			if (best)
-				report(c, kp, path, "unknown key \"%s\" (did you mean \"%s\"?)", k, best);
+				report(c, kp, path, "unknown key \"%s\" (did you mean \"%s\"?)", k,
+				       best);
 			else
 				report(c, kp, path, "unknown key \"%s\"", k);
 		} else if (json_is_object(addl)) {
@@ -159,7 +163,7 @@ static void validate_object(struct ctx *c, const json_t *s, const json_t *v, str
 }
 
 static void validate_array(struct ctx *c, const json_t *s, const json_t *v, struct jpos here,
-			   const char *path)
+                           const char *path)
 {
 	const json_t *items = json_object_get(s, "items");
 	const json_t *mn = json_object_get(s, "minItems"), *mx = json_object_get(s, "maxItems");
@@ -185,7 +189,7 @@ static void validate_array(struct ctx *c, const json_t *s, const json_t *v, stru
 }
 
 static void validate_string(struct ctx *c, const json_t *s, const json_t *v, struct jpos here,
-			    const char *path)
+                            const char *path)
 {
 	const char *str = json_string_value(v);
 	size_t cps = 0;
@@ -222,7 +226,7 @@ static void validate_string(struct ctx *c, const json_t *s, const json_t *v, str
 }
 
 static void validate(struct ctx *c, const json_t *schema, const json_t *v, const json_t *parent,
-		     const char *key, size_t index, const char *path)
+                     const char *key, size_t index, const char *path)
 {
 	const json_t *s = resolve(c, schema);
 	struct jpos here = jdoc_pos(c->doc, parent, key, index, 0);
@@ -237,11 +241,12 @@ static void validate(struct ctx *c, const json_t *schema, const json_t *v, const
 		} else {
 			size_t i;
 			json_t *t;
-			json_array_foreach(type, i, t) {
+			json_array_foreach(type, i, t)
+			{
 				ok |= type_matches(json_string_value(t), v);
 				size_t l = strlen(want);
 				snprintf(want + l, sizeof(want) - l, "%s%s", i ? " or " : "",
-					 json_string_value(t));
+				         json_string_value(t));
 			}
 		}
 		if (!ok) {
@@ -256,7 +261,8 @@ static void validate(struct ctx *c, const json_t *schema, const json_t *v, const
 		json_t *e;
 		int found = 0;
 		char list[400] = "";
-		json_array_foreach(en, i, e) {
+		json_array_foreach(en, i, e)
+		{
 			found |= json_equal((json_t *)v, e);
 			char *d = json_dumps(e, JSON_ENCODE_ANY);
 			size_t l = strlen(list);
@@ -272,10 +278,12 @@ static void validate(struct ctx *c, const json_t *schema, const json_t *v, const
 	}
 	const json_t *cn = json_object_get(s, "const");
 	if (cn && !json_equal((json_t *)v, (json_t *)cn))
-		report(c, here, path, "must be %s", json_is_string(cn) ? json_string_value(cn) : "the constant");
+		report(c, here, path, "must be %s",
+		       json_is_string(cn) ? json_string_value(cn) : "the constant");
 
 	if (json_is_number(v)) {
-		const json_t *mn = json_object_get(s, "minimum"), *mx = json_object_get(s, "maximum");
+		const json_t *mn = json_object_get(s, "minimum"),
+		             *mx = json_object_get(s, "maximum");
 		double x = json_number_value(v);
 		if (json_is_number(mn) && x < json_number_value(mn))
 			report(c, here, path, "must be at least %g", json_number_value(mn));
@@ -297,11 +305,20 @@ size_t jschema_validate(const json_t *schema, const struct jdoc *doc, struct dia
 	return c.count;
 }
 
-static const char *const known_keywords[] = {
-	"type", "properties", "required", "additionalProperties", "items", "enum", "const",
-	"minimum", "maximum", "minLength", "maxLength", "pattern", "minItems", "maxItems",
-	"uniqueItems", "$ref", "$defs", "title", "description", "default", "examples", "$schema",
-	"$id", "$comment", "format", "patternDescription", NULL};
+static const char *const known_keywords[] = {"type",        "properties",
+                                             "required",    "additionalProperties",
+                                             "items",       "enum",
+                                             "const",       "minimum",
+                                             "maximum",     "minLength",
+                                             "maxLength",   "pattern",
+                                             "minItems",    "maxItems",
+                                             "uniqueItems", "$ref",
+                                             "$defs",       "title",
+                                             "description", "default",
+                                             "examples",    "$schema",
+                                             "$id",         "$comment",
+                                             "format",      "patternDescription",
+                                             NULL};
 
 static int check_kw(const json_t *s, const char *path, struct err *err)
 {
@@ -311,7 +328,8 @@ static int check_kw(const json_t *s, const char *path, struct err *err)
 
 	if (!json_is_object(s))
 		return 0;
-	json_object_foreach((json_t *)s, k, v) {
+	json_object_foreach((json_t *)s, k, v)
+	{
 		int known = 0;
 		for (int i = 0; known_keywords[i]; i++)
 			known |= strcmp(k, known_keywords[i]) == 0;
@@ -321,7 +339,8 @@ static int check_kw(const json_t *s, const char *path, struct err *err)
 		if (strcmp(k, "properties") == 0 || strcmp(k, "$defs") == 0) {
 			const char *pk;
 			json_t *pv;
-			json_object_foreach(v, pk, pv) {
+			json_object_foreach(v, pk, pv)
+			{
 				char sub2[600];
 				snprintf(sub2, sizeof(sub2), "%s/%s", sub, pk);
 				if (check_kw(pv, sub2, err) != 0)

@@ -28,29 +28,30 @@ static const char *opt_config;
 static int log_level_fixed;
 
 static const char main_usage[] =
-	"usage: cohortbridge [--config FILE] [--log-level LEVEL] COMMAND [OPTIONS]\n"
-	"\n"
-	"Keeps a Discord server in step with a learning programme's LMS, ticketing and calendars.\n"
-	"\n"
-	"commands:\n"
-	"  run        run the bridge (health and metrics endpoint, database, sources)\n"
-	"  migrate    apply pending database migrations\n"
-	"  check      validate the configuration file without a database or Discord\n"
-	"  version    print the version and the library versions\n"
-	"  help       show this help, or `help COMMAND` for one command\n"
-	"\n"
-	"global options:\n"
-	"  --config FILE      configuration file (default: $COHORTBRIDGE_CONFIG; optional)\n"
-	"  --log-level LEVEL  error, warn, info, debug or trace (default: $COHORTBRIDGE_LOG_LEVEL,\n"
-	"                     then the config's log_level, then info)\n"
-	"  -h, --help         show help\n"
-	"  --version          print the version\n"
-	"\n"
-	"environment:\n"
-	"  DATABASE_URL       PostgreSQL connection string (URL or key=value); required by run and migrate\n"
-	"  DISCORD_TOKEN      the bot token\n"
-	"  DISCORD_API_URL    Discord REST base URL (default https://discord.com/api/v10)\n"
-	"  Each secret may instead be read from a file named by NAME_FILE (mode 0600 or stricter).\n";
+    "usage: cohortbridge [--config FILE] [--log-level LEVEL] COMMAND [OPTIONS]\n"
+    "\n"
+    "Keeps a Discord server in step with a learning programme's LMS, ticketing and calendars.\n"
+    "\n"
+    "commands:\n"
+    "  run        run the bridge (health and metrics endpoint, database, sources)\n"
+    "  migrate    apply pending database migrations\n"
+    "  check      validate the configuration file without a database or Discord\n"
+    "  version    print the version and the library versions\n"
+    "  help       show this help, or `help COMMAND` for one command\n"
+    "\n"
+    "global options:\n"
+    "  --config FILE      configuration file (default: $COHORTBRIDGE_CONFIG; optional)\n"
+    "  --log-level LEVEL  error, warn, info, debug or trace (default: $COHORTBRIDGE_LOG_LEVEL,\n"
+    "                     then the config's log_level, then info)\n"
+    "  -h, --help         show help\n"
+    "  --version          print the version\n"
+    "\n"
+    "environment:\n"
+    "  DATABASE_URL       PostgreSQL connection string (URL or key=value); required by run and "
+    "migrate\n"
+    "  DISCORD_TOKEN      the bot token\n"
+    "  DISCORD_API_URL    Discord REST base URL (default https://discord.com/api/v10)\n"
+    "  Each secret may instead be read from a file named by NAME_FILE (mode 0600 or stricter).\n";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -89,7 +90,7 @@ static int load_config(struct config **out)
  * set for the ones seen. Positional arguments are returned through pos (at most npos).
  * Returns 0, 1 after printing help, or 2 on a usage error. */
 static int parse_cmd(const struct command *c, int argc, char **argv, const char *const *allowed,
-		     int *flags, char **pos, int npos)
+                     int *flags, char **pos, int npos)
 {
 	int np = 0;
 	for (int i = 1; i < argc; i++) {
@@ -103,16 +104,20 @@ static int parse_cmd(const struct command *c, int argc, char **argv, const char 
 			while (allowed && allowed[k] && strcmp(allowed[k], a) != 0)
 				k++;
 			if (!allowed || !allowed[k]) {
-				fprintf(stderr, "cohortbridge %s: unknown option %s\n\nusage: cohortbridge %s%s",
-					c->name, a, c->name, c->usage);
+				fprintf(stderr,
+				        "cohortbridge %s: unknown option %s\n\nusage: cohortbridge "
+				        "%s%s",
+				        c->name, a, c->name, c->usage);
 				return 2;
 			}
 			flags[k] = 1;
 			continue;
 		}
 		if (np >= npos) {
-			fprintf(stderr, "cohortbridge %s: unexpected argument %s\n\nusage: cohortbridge %s%s",
-				c->name, a, c->name, c->usage);
+			fprintf(
+			    stderr,
+			    "cohortbridge %s: unexpected argument %s\n\nusage: cohortbridge %s%s",
+			    c->name, a, c->name, c->usage);
 			return 2;
 		}
 		pos[np++] = argv[i];
@@ -149,7 +154,7 @@ struct migrate_state {
 };
 
 static void on_migrate_done(int rc, const struct err *err, const struct migrate_report *r,
-			    void *ud);
+                            void *ud);
 
 static void on_db_closed(void *ud, size_t abandoned)
 {
@@ -157,8 +162,7 @@ static void on_db_closed(void *ud, size_t abandoned)
 
 static struct db *cli_db;
 
-static void on_migrate_done(int rc, const struct err *err, const struct migrate_report *r,
-			    void *ud)
+static void on_migrate_done(int rc, const struct err *err, const struct migrate_report *r, void *ud)
 {
 	struct migrate_state *st = ud;
 	st->rc = rc ? 1 : 0;
@@ -167,13 +171,14 @@ static void on_migrate_done(int rc, const struct err *err, const struct migrate_
 	} else if (st->status_only) {
 		const struct migration *all;
 		size_t n = migrations_known(&all);
-		printf("database schema version %d; this binary knows %d; %d pending\n", r->db_version,
-		       r->known_version, r->pending);
+		printf("database schema version %d; this binary knows %d; %d pending\n",
+		       r->db_version, r->known_version, r->pending);
 		for (size_t i = 0; i < n; i++)
 			if (all[i].version > r->db_version)
 				printf("  pending: %s\n", all[i].name);
 	} else if (r->applied) {
-		printf("applied %d migration(s); schema version %d\n", r->applied, r->known_version);
+		printf("applied %d migration(s); schema version %d\n", r->applied,
+		       r->known_version);
 	} else {
 		printf("nothing to do; schema version %d\n", r->db_version);
 	}
@@ -195,7 +200,7 @@ static int cmd_migrate(int argc, char **argv)
 	rc = secret_get("DATABASE_URL", &url, &err);
 	if (rc != 0) {
 		fprintf(stderr, "cohortbridge migrate: %s\n",
-			rc < 0 ? err.msg : "DATABASE_URL is not set (nor DATABASE_URL_FILE)");
+		        rc < 0 ? err.msg : "DATABASE_URL is not set (nor DATABASE_URL_FILE)");
 		config_free(cfg);
 		return 1;
 	}
@@ -227,7 +232,8 @@ static int cmd_check(int argc, char **argv)
 	if (load_config(&cfg) != 0)
 		return 1;
 	if (path && *path)
-		printf("%s: OK (%zu source(s); mappings in %s)\n", path, cfg->nsources, cfg->mappings_dir);
+		printf("%s: OK (%zu source(s); mappings in %s)\n", path, cfg->nsources,
+		       cfg->mappings_dir);
 	else
 		printf("no configuration file given: the defaults apply (mappings in %s)\n",
 		       cfg->mappings_dir);
@@ -241,9 +247,9 @@ static int cmd_version(int argc, char **argv)
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	printf("cohortbridge %s\n", CB_VERSION);
-	printf("  libuv %s, libwebsockets %s, libcurl %s, jansson %s, libpq %d\n", uv_version_string(),
-	       lws_get_library_version(), curl_version_info(CURLVERSION_NOW)->version,
-	       JANSSON_VERSION, PQlibVersion());
+	printf("  libuv %s, libwebsockets %s, libcurl %s, jansson %s, libpq %d\n",
+	       uv_version_string(), lws_get_library_version(),
+	       curl_version_info(CURLVERSION_NOW)->version, JANSSON_VERSION, PQlibVersion());
 	return 0;
 }
 
@@ -267,34 +273,34 @@ static int cmd_help(int argc, char **argv)
 }
 
 static const struct command commands[] = {
-	{"run", "run the bridge",
-	 " [--no-migrate]\n\n"
-	 "Runs the bridge in the foreground until SIGTERM or SIGINT. Serves GET /healthz and\n"
-	 "GET /metrics on http.listen (default 127.0.0.1:8787). Applies pending migrations first\n"
-	 "unless --no-migrate is given or database.migrate_on_start is false.\n"
-	 "SIGHUP reloads the configuration; a file that fails validation is rejected and the\n"
-	 "running configuration stays. Logs are logfmt lines on stderr.\n\n"
-	 "options:\n"
-	 "  --no-migrate   do not apply migrations; refuse to start if any are pending\n",
-	 cmd_run},
-	{"migrate", "apply migrations",
-	 " [--status]\n\n"
-	 "Applies pending database migrations in order, each in its own transaction. Running it\n"
-	 "again is a no-op. A database migrated by a newer cohortbridge is refused.\n\n"
-	 "options:\n"
-	 "  --status   only show the schema version and what is pending\n",
-	 cmd_migrate},
-	{"check", "validate configuration",
-	 " [FILE]\n\n"
-	 "Validates the configuration (FILE, --config or $COHORTBRIDGE_CONFIG) against its JSON\n"
-	 "Schema and the rules the schema cannot express. Problems are printed as\n"
-	 "file:line:column: message; the exit status is 1 when there are any. Needs no database\n"
-	 "and no Discord.\n",
-	 cmd_check},
-	{"version", "print versions", "\n\nPrints the version of cohortbridge and of its libraries.\n",
-	 cmd_version},
-	{"help", "show help", " [COMMAND]\n\nShows help for cohortbridge or one command.\n", cmd_help},
-	{NULL, NULL, NULL, NULL},
+    {"run", "run the bridge",
+     " [--no-migrate]\n\n"
+     "Runs the bridge in the foreground until SIGTERM or SIGINT. Serves GET /healthz and\n"
+     "GET /metrics on http.listen (default 127.0.0.1:8787). Applies pending migrations first\n"
+     "unless --no-migrate is given or database.migrate_on_start is false.\n"
+     "SIGHUP reloads the configuration; a file that fails validation is rejected and the\n"
+     "running configuration stays. Logs are logfmt lines on stderr.\n\n"
+     "options:\n"
+     "  --no-migrate   do not apply migrations; refuse to start if any are pending\n",
+     cmd_run},
+    {"migrate", "apply migrations",
+     " [--status]\n\n"
+     "Applies pending database migrations in order, each in its own transaction. Running it\n"
+     "again is a no-op. A database migrated by a newer cohortbridge is refused.\n\n"
+     "options:\n"
+     "  --status   only show the schema version and what is pending\n",
+     cmd_migrate},
+    {"check", "validate configuration",
+     " [FILE]\n\n"
+     "Validates the configuration (FILE, --config or $COHORTBRIDGE_CONFIG) against its JSON\n"
+     "Schema and the rules the schema cannot express. Problems are printed as\n"
+     "file:line:column: message; the exit status is 1 when there are any. Needs no database\n"
+     "and no Discord.\n",
+     cmd_check},
+    {"version", "print versions", "\n\nPrints the version of cohortbridge and of its libraries.\n",
+     cmd_version},
+    {"help", "show help", " [COMMAND]\n\nShows help for cohortbridge or one command.\n", cmd_help},
+    {NULL, NULL, NULL, NULL},
 };
 
 int main(int argc, char **argv)
@@ -338,7 +344,9 @@ int main(int argc, char **argv)
 	if (lvl && *lvl) {
 		int l = log_level_parse(lvl);
 		if (l < 0) {
-			usage_error("unknown log level \"%s\" (use error, warn, info, debug or trace)", lvl);
+			usage_error(
+			    "unknown log level \"%s\" (use error, warn, info, debug or trace)",
+			    lvl);
 			return 2;
 		}
 		log_threshold = l;

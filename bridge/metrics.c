@@ -12,51 +12,52 @@ char *metrics_render(uint64_t now_ms)
 	FILE *f = open_memstream(&buf, &len);
 	if (!f)
 		return NULL;
-	fprintf(f,
-		"# HELP cohortbridge_uptime_seconds Seconds since the process started.\n"
-		"# TYPE cohortbridge_uptime_seconds gauge\n"
-		"cohortbridge_uptime_seconds %.3f\n"
-		"# HELP cohortbridge_loop_iterations_total Event loop iterations.\n"
-		"# TYPE cohortbridge_loop_iterations_total counter\n"
-		"cohortbridge_loop_iterations_total %llu\n"
-		"# HELP cohortbridge_db_roundtrips_total Database queries answered.\n"
-		"# TYPE cohortbridge_db_roundtrips_total counter\n"
-		"cohortbridge_db_roundtrips_total %llu\n"
-		"# HELP cohortbridge_db_errors_total Database queries that failed.\n"
-		"# TYPE cohortbridge_db_errors_total counter\n"
-		"cohortbridge_db_errors_total %llu\n"
-		"# HELP cohortbridge_db_connects_total Database connections established.\n"
-		"# TYPE cohortbridge_db_connects_total counter\n"
-		"cohortbridge_db_connects_total %llu\n"
-		"# HELP cohortbridge_db_connected Whether the database connection is up.\n"
-		"# TYPE cohortbridge_db_connected gauge\n"
-		"cohortbridge_db_connected %d\n"
-		"# HELP cohortbridge_http_client_requests_total Outgoing HTTP requests by outcome.\n"
-		"# TYPE cohortbridge_http_client_requests_total counter\n"
-		"cohortbridge_http_client_requests_total{outcome=\"ok\"} %llu\n"
-		"cohortbridge_http_client_requests_total{outcome=\"http_error\"} %llu\n"
-		"cohortbridge_http_client_requests_total{outcome=\"network_error\"} %llu\n"
-		"# HELP cohortbridge_http_server_requests_total Requests to this endpoint by status class.\n"
-		"# TYPE cohortbridge_http_server_requests_total counter\n"
-		"cohortbridge_http_server_requests_total{code=\"2xx\"} %llu\n"
-		"cohortbridge_http_server_requests_total{code=\"4xx\"} %llu\n"
-		"cohortbridge_http_server_requests_total{code=\"5xx\"} %llu\n"
-		"# HELP cohortbridge_config_reloads_total Configuration reloads by outcome.\n"
-		"# TYPE cohortbridge_config_reloads_total counter\n"
-		"cohortbridge_config_reloads_total{outcome=\"ok\"} %llu\n"
-		"cohortbridge_config_reloads_total{outcome=\"rejected\"} %llu\n",
-		(double)(now_ms - metrics.start_ms) / 1000.0,
-		(unsigned long long)metrics.loop_iterations,
-		(unsigned long long)metrics.db_roundtrips, (unsigned long long)metrics.db_errors,
-		(unsigned long long)metrics.db_connects, metrics.db_connected,
-		(unsigned long long)metrics.http_client_ok,
-		(unsigned long long)metrics.http_client_http_err,
-		(unsigned long long)metrics.http_client_net_err,
-		(unsigned long long)metrics.http_server_2xx,
-		(unsigned long long)metrics.http_server_4xx,
-		(unsigned long long)metrics.http_server_5xx,
-		(unsigned long long)metrics.config_reloads_ok,
-		(unsigned long long)metrics.config_reloads_failed);
+	fprintf(
+	    f,
+	    "# HELP cohortbridge_uptime_seconds Seconds since the process started.\n"
+	    "# TYPE cohortbridge_uptime_seconds gauge\n"
+	    "cohortbridge_uptime_seconds %.3f\n"
+	    "# HELP cohortbridge_loop_iterations_total Event loop iterations.\n"
+	    "# TYPE cohortbridge_loop_iterations_total counter\n"
+	    "cohortbridge_loop_iterations_total %llu\n"
+	    "# HELP cohortbridge_db_roundtrips_total Database queries answered.\n"
+	    "# TYPE cohortbridge_db_roundtrips_total counter\n"
+	    "cohortbridge_db_roundtrips_total %llu\n"
+	    "# HELP cohortbridge_db_errors_total Database queries that failed.\n"
+	    "# TYPE cohortbridge_db_errors_total counter\n"
+	    "cohortbridge_db_errors_total %llu\n"
+	    "# HELP cohortbridge_db_connects_total Database connections established.\n"
+	    "# TYPE cohortbridge_db_connects_total counter\n"
+	    "cohortbridge_db_connects_total %llu\n"
+	    "# HELP cohortbridge_db_connected Whether the database connection is up.\n"
+	    "# TYPE cohortbridge_db_connected gauge\n"
+	    "cohortbridge_db_connected %d\n"
+	    "# HELP cohortbridge_http_client_requests_total Outgoing HTTP requests by outcome.\n"
+	    "# TYPE cohortbridge_http_client_requests_total counter\n"
+	    "cohortbridge_http_client_requests_total{outcome=\"ok\"} %llu\n"
+	    "cohortbridge_http_client_requests_total{outcome=\"http_error\"} %llu\n"
+	    "cohortbridge_http_client_requests_total{outcome=\"network_error\"} %llu\n"
+	    "# HELP cohortbridge_http_server_requests_total Requests to this endpoint by status "
+	    "class.\n"
+	    "# TYPE cohortbridge_http_server_requests_total counter\n"
+	    "cohortbridge_http_server_requests_total{code=\"2xx\"} %llu\n"
+	    "cohortbridge_http_server_requests_total{code=\"4xx\"} %llu\n"
+	    "cohortbridge_http_server_requests_total{code=\"5xx\"} %llu\n"
+	    "# HELP cohortbridge_config_reloads_total Configuration reloads by outcome.\n"
+	    "# TYPE cohortbridge_config_reloads_total counter\n"
+	    "cohortbridge_config_reloads_total{outcome=\"ok\"} %llu\n"
+	    "cohortbridge_config_reloads_total{outcome=\"rejected\"} %llu\n",
+	    (double)(now_ms - metrics.start_ms) / 1000.0,
+	    (unsigned long long)metrics.loop_iterations, (unsigned long long)metrics.db_roundtrips,
+	    (unsigned long long)metrics.db_errors, (unsigned long long)metrics.db_connects,
+	    metrics.db_connected, (unsigned long long)metrics.http_client_ok,
+	    (unsigned long long)metrics.http_client_http_err,
+	    (unsigned long long)metrics.http_client_net_err,
+	    (unsigned long long)metrics.http_server_2xx,
+	    (unsigned long long)metrics.http_server_4xx,
+	    (unsigned long long)metrics.http_server_5xx,
+	    (unsigned long long)metrics.config_reloads_ok,
+	    (unsigned long long)metrics.config_reloads_failed);
 	fclose(f);
 	return buf;
 }

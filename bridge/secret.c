@@ -95,8 +95,9 @@ int secret_get(const char *name, char **out, struct err *err)
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		fclose(f);
-		return err_set(err, "%s: %s is readable by group or others (mode %03o); run chmod 600 on it",
-			       fname, path, (unsigned)(st.st_mode & 0777));
+		return err_set(
+		    err, "%s: %s is readable by group or others (mode %03o); run chmod 600 on it",
+		    fname, path, (unsigned)(st.st_mode & 0777));
 	}
 	if (st.st_size > 64 * 1024) {
 		fclose(f);

@@ -38,8 +38,8 @@ struct db {
 	uv_timer_t connect_timer, health_timer, retry_timer, close_timer;
 	unsigned backoff_ms;
 	struct query *head, *tail, *inflight;
-	PGresult *result;  /* last result of the query in flight */
-	PGresult *errres;  /* first error result of the query in flight */
+	PGresult *result; /* last result of the query in flight */
+	PGresult *errres; /* first error result of the query in flight */
 	size_t npending;
 	uint64_t last_ok_ms;
 	int ping_busy;
@@ -178,7 +178,7 @@ static void connection_failed(struct db *db, const char *why)
 	ms = ms - ms / 4 + (unsigned)(rand() % (int)(ms / 2 + 1)); /* ±25% jitter */
 	char b[32];
 	log_warn("db", "database unavailable; retrying", "error", db->last_error, "retry_ms",
-		 LOG_NUM(b, "%u", ms));
+	         LOG_NUM(b, "%u", ms));
 	uv_timer_start(&db->retry_timer, on_retry, ms, 0);
 }
 
@@ -378,7 +378,8 @@ static void complete_inflight(struct db *db)
 		while (n && e.msg[n - 1] == '\n')
 			e.msg[--n] = '\0';
 		/* serialization failures, deadlocks and admin shutdowns are worth retrying */
-		e.retryable = state && (strncmp(state, "40", 2) == 0 || strncmp(state, "57P", 3) == 0);
+		e.retryable =
+		    state && (strncmp(state, "40", 2) == 0 || strncmp(state, "57P", 3) == 0);
 	} else {
 		db->last_ok_ms = uv_now(db->loop);
 	}
@@ -403,7 +404,8 @@ static void read_results(struct db *db)
 			return;
 		}
 		ExecStatusType s = PQresultStatus(r);
-		if (s == PGRES_FATAL_ERROR || s == PGRES_BAD_RESPONSE || s == PGRES_NONFATAL_ERROR) {
+		if (s == PGRES_FATAL_ERROR || s == PGRES_BAD_RESPONSE ||
+		    s == PGRES_NONFATAL_ERROR) {
 			if (!db->errres)
 				db->errres = r;
 			else
@@ -454,8 +456,8 @@ static void pump(struct db *db)
 		db->tail = NULL;
 	db->inflight = q;
 	int ok = q->script ? PQsendQuery(db->conn, q->sql)
-			   : PQsendQueryParams(db->conn, q->sql, q->nparams, NULL,
-					       (const char *const *)q->values, NULL, NULL, 0);
+	                   : PQsendQueryParams(db->conn, q->sql, q->nparams, NULL,
+	                                       (const char *const *)q->values, NULL, NULL, 0);
 	if (!ok) {
 		connection_failed(db, PQerrorMessage(db->conn));
 		return;
@@ -469,7 +471,7 @@ static void pump(struct db *db)
 }
 
 static int enqueue(struct db *db, const char *sql, int nparams, const char *const *values,
-		   int script, db_cb cb, void *ud, struct err *err)
+                   int script, db_cb cb, void *ud, struct err *err)
 {
 	if (db->closing || db->st == ST_CLOSED)
 		return err_set(err, "database connection is closing");
@@ -502,7 +504,7 @@ oom:
 }
 
 int db_query(struct db *db, const char *sql, int nparams, const char *const *values, db_cb cb,
-	     void *ud, struct err *err)
+             void *ud, struct err *err)
 {
 	return enqueue(db, sql, nparams, values, 0, cb, ud, err);
 }
@@ -540,14 +542,14 @@ bool db_healthy(const struct db *db, char *why, size_t size)
 {
 	if (db->st != ST_READY) {
 		snprintf(why, size, "not connected%s%s", db->last_error[0] ? ": " : "",
-			 db->last_error);
+		         db->last_error);
 		return false;
 	}
 	uint64_t limit = db->opts.health_interval_ms ? 3ull * db->opts.health_interval_ms : 15000;
 	uint64_t age = uv_now(db->loop) - db->last_ok_ms;
 	if (age > limit) {
 		snprintf(why, size, "no answer from the database for %llu ms",
-			 (unsigned long long)age);
+		         (unsigned long long)age);
 		return false;
 	}
 	return true;
@@ -561,7 +563,7 @@ size_t db_pending(const struct db *db)
 /* --- open and close -------------------------------------------------------------------- */
 
 struct db *db_open(uv_loop_t *loop, const char *conninfo, const struct db_opts *opts,
-		   struct err *err)
+                   struct err *err)
 {
 	char *perr = NULL;
 	struct db *db = calloc(1, sizeof(*db));
@@ -591,7 +593,7 @@ struct db *db_open(uv_loop_t *loop, const char *conninfo, const struct db_opts *
 	db->close_timer.data = db;
 	if (db->opts.health_interval_ms)
 		uv_timer_start(&db->health_timer, on_health_timer, db->opts.health_interval_ms,
-			       db->opts.health_interval_ms);
+		               db->opts.health_interval_ms);
 	start_resolve(db);
 	return db;
 }
@@ -623,7 +625,7 @@ static void maybe_finish_close(struct db *db)
 	db->st = ST_CLOSED;
 	metrics.db_connected = 0;
 	uv_handle_t *hs[] = {(uv_handle_t *)&db->connect_timer, (uv_handle_t *)&db->health_timer,
-			     (uv_handle_t *)&db->retry_timer, (uv_handle_t *)&db->close_timer};
+	                     (uv_handle_t *)&db->retry_timer, (uv_handle_t *)&db->close_timer};
 	db->handles_open = 4;
 	for (int i = 0; i < 4; i++) {
 		uv_timer_stop((uv_timer_t *)hs[i]);
@@ -641,7 +643,7 @@ static void on_close_timeout(uv_timer_t *t)
 }
 
 void db_close(struct db *db, unsigned timeout_ms, void (*done)(void *ud, size_t abandoned),
-	      void *ud)
+              void *ud)
 {
 	if (!db) {
 		if (done)

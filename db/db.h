@@ -30,10 +30,10 @@ typedef void (*db_cb)(PGresult *res, const struct err *err, void *ud);
 /* Parses conninfo (a URL or key=value string) and starts connecting. A password in it is
  * registered as a secret. */
 struct db *db_open(uv_loop_t *loop, const char *conninfo, const struct db_opts *opts,
-		   struct err *err);
+                   struct err *err);
 
 int db_query(struct db *db, const char *sql, int nparams, const char *const *values, db_cb cb,
-	     void *ud, struct err *err);
+             void *ud, struct err *err);
 
 /* Runs a script of several statements with the simple query protocol. Only for SQL that
  * ships with the program (migrations), never for text with values in it. */
@@ -49,6 +49,6 @@ size_t db_pending(const struct db *db);
 /* Stops taking queries, lets the queued ones finish (waiting at most timeout_ms), then closes
  * the connection and frees everything. done gets the number of queries abandoned. */
 void db_close(struct db *db, unsigned timeout_ms, void (*done)(void *ud, size_t abandoned),
-	      void *ud);
+              void *ud);
 
 #endif

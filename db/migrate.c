@@ -7,7 +7,7 @@
 #include "log.h"
 #include "migrate.h"
 
-#define PREFIX "db/migrations/"
+#define PREFIX   "db/migrations/"
 #define LOCK_KEY "7165064291283217413" /* any fixed bigint shared by every cohortbridge */
 
 static struct migration known[256];
@@ -127,7 +127,7 @@ static void on_committed(PGresult *res, const struct err *e, void *ud)
 	r->in_tx = 0;
 	r->rep.applied++;
 	log_info("migrate", "applied", "migration", m->name, "ms",
-		 LOG_NUM(ms, "%llu", (unsigned long long)(uv_hrtime() / 1000000 - r->t0)));
+	         LOG_NUM(ms, "%llu", (unsigned long long)(uv_hrtime() / 1000000 - r->t0)));
 	r->next++;
 	apply_next(r);
 }
@@ -157,8 +157,9 @@ static void on_script(PGresult *res, const struct err *e, void *ud)
 	snprintf(ver, sizeof(ver), "%d", m->version);
 	checksum(m, sum);
 	const char *p[] = {ver, m->name, sum};
-	if (db_query(r->db, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-		     3, p, on_recorded, r, NULL))
+	if (db_query(r->db,
+	             "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+	             3, p, on_recorded, r, NULL))
 		abort_tx(r, "recording the migration", NULL);
 }
 
@@ -183,13 +184,14 @@ static void apply_next(struct run *r)
 	if (r->next >= r->npending) {
 		if (r->rep.applied)
 			log_info("migrate", "database is up to date", "version",
-				 all[r->pending[r->npending - 1]].name);
+			         all[r->pending[r->npending - 1]].name);
 		step_unlock(r);
 		return;
 	}
 	char progress[48];
 	snprintf(progress, sizeof(progress), "%zu/%zu", r->next + 1, r->npending);
-	log_info("migrate", "applying", "migration", all[r->pending[r->next]].name, "step", progress);
+	log_info("migrate", "applying", "migration", all[r->pending[r->next]].name, "step",
+	         progress);
 	r->t0 = uv_hrtime() / 1000000;
 	if (db_query(r->db, "BEGIN", 0, NULL, on_begun, r, NULL))
 		fail(r, "BEGIN", NULL);
@@ -217,13 +219,17 @@ static void on_listed(PGresult *res, const struct err *e, void *ud)
 			k++;
 		if (k == n) {
 			if (v > r->rep.known_version)
-				err_set(&r->err,
-					"the database schema is at version %d, newer than this binary knows (%d): "
-					"it was migrated by a newer cohortbridge; upgrade this binary",
-					v, r->rep.known_version);
+				err_set(
+				    &r->err,
+				    "the database schema is at version %d, newer than this binary "
+				    "knows (%d): "
+				    "it was migrated by a newer cohortbridge; upgrade this binary",
+				    v, r->rep.known_version);
 			else
-				err_set(&r->err, "the database has migration %d (%s), which this binary does not know",
-					v, PQgetvalue(res, i, 1));
+				err_set(&r->err,
+				        "the database has migration %d (%s), which this binary "
+				        "does not know",
+				        v, PQgetvalue(res, i, 1));
 			r->failed = 1;
 			step_unlock(r);
 			return;
@@ -231,8 +237,10 @@ static void on_listed(PGresult *res, const struct err *e, void *ud)
 		char mine[17];
 		checksum(&all[k], mine);
 		if (strcmp(mine, sum) != 0) {
-			err_set(&r->err, "migration %s was changed after it was applied (checksum %s, database has %s)",
-				all[k].name, mine, sum);
+			err_set(&r->err,
+			        "migration %s was changed after it was applied (checksum %s, "
+			        "database has %s)",
+			        all[k].name, mine, sum);
 			r->failed = 1;
 			step_unlock(r);
 			return;
@@ -257,8 +265,9 @@ static void on_table(PGresult *res, const struct err *e, void *ud)
 		fail(r, "creating schema_migrations", e);
 		return;
 	}
-	if (db_query(r->db, "SELECT version, name, checksum FROM schema_migrations ORDER BY version", 0,
-		     NULL, on_listed, r, NULL))
+	if (db_query(r->db,
+	             "SELECT version, name, checksum FROM schema_migrations ORDER BY version", 0,
+	             NULL, on_listed, r, NULL))
 		fail(r, "reading schema_migrations", NULL);
 }
 
@@ -272,12 +281,12 @@ static void on_locked(PGresult *res, const struct err *e, void *ud)
 		return;
 	}
 	if (db_query(r->db,
-		     "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		     " version integer PRIMARY KEY,"
-		     " name text NOT NULL,"
-		     " checksum text NOT NULL,"
-		     " applied_at timestamptz NOT NULL DEFAULT now())",
-		     0, NULL, on_table, r, NULL))
+	             "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	             " version integer PRIMARY KEY,"
+	             " name text NOT NULL,"
+	             " checksum text NOT NULL,"
+	             " applied_at timestamptz NOT NULL DEFAULT now())",
+	             0, NULL, on_table, r, NULL))
 		fail(r, "creating schema_migrations", NULL);
 }
 

@@ -24,8 +24,7 @@ struct migrate_report {
 	int pending;       /* still pending (status mode) */
 };
 
-typedef void (*migrate_cb)(int rc, const struct err *err, const struct migrate_report *r,
-			   void *ud);
+typedef void (*migrate_cb)(int rc, const struct err *err, const struct migrate_report *r, void *ud);
 
 /* Applies what is pending; with status_only just reports. */
 void migrate_run(struct db *db, int status_only, migrate_cb cb, void *ud);

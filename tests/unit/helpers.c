@@ -19,7 +19,8 @@ const char *th_db_url(void)
 {
 	const char *u = getenv("DATABASE_URL");
 	if (!u || !*u)
-		fail_msg("DATABASE_URL is not set: run the suite with `make test` (deploy/pg-dev run ...)");
+		fail_msg("DATABASE_URL is not set: run the suite with `make test` (deploy/pg-dev "
+		         "run ...)");
 	return u;
 }
 
@@ -60,7 +61,8 @@ void th_fresh_db(char *out, size_t size)
 		const char *v = strcmp(p->keyword, "dbname") == 0 ? name : p->val;
 		if (!v)
 			continue;
-		len += (size_t)snprintf(out + len, size - len, "%s%s='%s'", len ? " " : "", p->keyword, v);
+		len += (size_t)snprintf(out + len, size - len, "%s%s='%s'", len ? " " : "",
+		                        p->keyword, v);
 	}
 	PQconninfoFree(o);
 }

@@ -15,7 +15,7 @@ struct group_result {
 #define GROUP(name) struct group_result name(void)
 #define RUN_GROUP(tests)                                                                           \
 	((struct group_result){(int)(sizeof(tests) / sizeof(tests[0])),                            \
-			       cmocka_run_group_tests_name(__FILE__, tests, NULL, NULL)})
+	                       cmocka_run_group_tests_name(__FILE__, tests, NULL, NULL)})
 
 GROUP(group_core);
 GROUP(group_loop);

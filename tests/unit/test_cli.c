@@ -92,8 +92,8 @@ static void test_run_needs_database_url(void **state)
 	char dir[64];
 	const char *a[] = {"", "run", NULL};
 	assert_int_equal(th_run(a, (const char *[]){"DATABASE_URL", "DATABASE_URL_FILE", NULL}, dir,
-				sizeof(dir)),
-			 1);
+	                        sizeof(dir)),
+	                 1);
 	char *err = th_read(dir, "stderr");
 	assert_non_null(strstr(err, "DATABASE_URL is not set"));
 	assert_non_null(strstr(err, "make demo"));
@@ -103,15 +103,16 @@ static void test_run_needs_database_url(void **state)
 	chmod(f, 0644);
 	char env[600];
 	snprintf(env, sizeof(env), "DATABASE_URL_FILE=%s", f);
-	assert_int_equal(th_run(a, (const char *[]){"DATABASE_URL", env, NULL}, dir, sizeof(dir)), 1);
+	assert_int_equal(th_run(a, (const char *[]){"DATABASE_URL", env, NULL}, dir, sizeof(dir)),
+	                 1);
 	err = th_read(dir, "stderr");
 	assert_non_null(strstr(err, "readable by group or others"));
 	free(err);
 }
 
 /* Starts `run` on a fresh database with config text; returns the pid. */
-static pid_t start_bridge(const char *cfg_path, const char *db, const char *const *extra,
-			  char *dir, size_t dirsize, int *port)
+static pid_t start_bridge(const char *cfg_path, const char *db, const char *const *extra, char *dir,
+                          size_t dirsize, int *port)
 {
 	char envdb[1100];
 	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", db);
@@ -133,8 +134,9 @@ static void test_reload_and_graceful_shutdown(void **state)
 	char db[1024], dir[64];
 	int port;
 	th_fresh_db(db, sizeof(db));
-	const char *cfg = th_write_file(0, "cohortbridge.json",
-					"{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"log_level\": \"info\"}");
+	const char *cfg =
+	    th_write_file(0, "cohortbridge.json",
+	                  "{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"log_level\": \"info\"}");
 	pid_t pid = start_bridge(cfg, db, NULL, dir, sizeof(dir), &port);
 
 	char *body = NULL;
@@ -156,7 +158,8 @@ static void test_reload_and_graceful_shutdown(void **state)
 	kill(pid, SIGHUP);
 	assert_true(th_wait_for(dir, "stderr", "configuration rejected", 5000));
 	char *log = th_read(dir, "stderr");
-	assert_non_null(strstr(log, "cohortbridge.json:2:2: unknown key \\\"log_levle\\\" (did you mean \\\"log_level\\\"?)"));
+	assert_non_null(strstr(log, "cohortbridge.json:2:2: unknown key \\\"log_levle\\\" (did you "
+	                            "mean \\\"log_level\\\"?)"));
 	free(log);
 	assert_int_equal(th_http_get(port, "/healthz", NULL), 200);
 	assert_int_equal(th_http_get(port, "/metrics", &body), 200);
@@ -176,8 +179,9 @@ static void test_reload_and_graceful_shutdown(void **state)
 	assert_non_null(strstr(log, "msg=stopped"));
 	free(log);
 	/* the shutdown's own audit write was finished before exit */
-	assert_string_equal(th_sql(db, "SELECT string_agg(action, ',' ORDER BY id) FROM audit_log", 0),
-			    "started,config_reloaded,stopped");
+	assert_string_equal(
+	    th_sql(db, "SELECT string_agg(action, ',' ORDER BY id) FROM audit_log", 0),
+	    "started,config_reloaded,stopped");
 }
 
 /* The database goes away under a running bridge: /healthz says so, and comes back. */
@@ -187,10 +191,14 @@ static void test_health_follows_database(void **state)
 	int port;
 	th_fresh_db(db, sizeof(db));
 	const char *cfg = th_write_file(0, "cohortbridge.json",
-					"{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"database\": {\"health_interval_ms\": 200}}");
+	                                "{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"database\": "
+	                                "{\"health_interval_ms\": 200}}");
 	pid_t pid = start_bridge(cfg, db, NULL, dir, sizeof(dir), &port);
 	/* kill the bridge's connection from the server side */
-	th_sql(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()", 0);
+	th_sql(db,
+	       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+	       "current_database() AND pid <> pg_backend_pid()",
+	       0);
 	char *body = NULL;
 	long st = 0;
 	for (int i = 0; i < 100 && st != 503; i++) {
@@ -219,8 +227,10 @@ static void test_secrets_never_logged(void **state)
 	int port;
 	th_fresh_db(db, sizeof(db));
 	snprintf(dburl, sizeof(dburl), "%s password=canary-db-5b1e", db);
-	const char *cfg = th_write_file(0, "cohortbridge.json",
-					"{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"sources\": [{\"name\": \"c\", \"type\": \"canvas\", \"url\": \"https://canvas.invalid\", \"token_env\": \"CANVAS_T\"}]}");
+	const char *cfg = th_write_file(
+	    0, "cohortbridge.json",
+	    "{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"sources\": [{\"name\": \"c\", \"type\": "
+	    "\"canvas\", \"url\": \"https://canvas.invalid\", \"token_env\": \"CANVAS_T\"}]}");
 	const char *tokfile = th_write_file(1, "canvas", "canary-canvas-77aa\n");
 	chmod(tokfile, 0600);
 	char tokenv[600];
@@ -228,7 +238,8 @@ static void test_secrets_never_logged(void **state)
 	const char *extra[] = {"DISCORD_TOKEN=canary-discord-9f3c", tokenv, NULL};
 	char envdb[1300];
 	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", dburl);
-	const char *env[] = {envdb, "DATABASE_URL_FILE", "COHORTBRIDGE_LOG_LEVEL=trace", extra[0], extra[1], NULL};
+	const char *env[] = {
+	    envdb, "DATABASE_URL_FILE", "COHORTBRIDGE_LOG_LEVEL=trace", extra[0], extra[1], NULL};
 	const char *a[] = {"", "--config", cfg, "run", NULL};
 	pid_t pid = th_spawn(a, env, dir, sizeof(dir));
 	port = th_listen_port(dir, 10000);
@@ -245,13 +256,14 @@ static void test_secrets_never_logged(void **state)
 	assert_int_equal(th_wait(pid, 10000), 0);
 
 	/* an unreachable database with the canary in its URL, at trace */
-	const char *env2[] = {"DATABASE_URL=postgresql://u:canary-db-5b1e@127.0.0.1:1/x", "DATABASE_URL_FILE",
-			      "COHORTBRIDGE_LOG_LEVEL=trace", extra[0], NULL};
+	const char *env2[] = {"DATABASE_URL=postgresql://u:canary-db-5b1e@127.0.0.1:1/x",
+	                      "DATABASE_URL_FILE", "COHORTBRIDGE_LOG_LEVEL=trace", extra[0], NULL};
 	const char *m[] = {"", "migrate", NULL};
 	char dir2[64];
 	assert_int_equal(th_run(m, env2, dir2, sizeof(dir2)), 1);
 
-	const char *files[][2] = {{dir, "stderr"}, {dir, "stdout"}, {dir2, "stderr"}, {dir2, "stdout"}};
+	const char *files[][2] = {
+	    {dir, "stderr"}, {dir, "stdout"}, {dir2, "stderr"}, {dir2, "stdout"}};
 	for (size_t i = 0; i < 4; i++) {
 		char *s = th_read(files[i][0], files[i][1]);
 		if (strstr(s, "canary"))
@@ -266,12 +278,12 @@ static void test_secrets_never_logged(void **state)
 GROUP(group_cli)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_help_and_usage),
-		cmocka_unit_test(test_check_reports_positions),
-		cmocka_unit_test(test_run_needs_database_url),
-		cmocka_unit_test(test_reload_and_graceful_shutdown),
-		cmocka_unit_test(test_health_follows_database),
-		cmocka_unit_test(test_secrets_never_logged),
+	    cmocka_unit_test(test_help_and_usage),
+	    cmocka_unit_test(test_check_reports_positions),
+	    cmocka_unit_test(test_run_needs_database_url),
+	    cmocka_unit_test(test_reload_and_graceful_shutdown),
+	    cmocka_unit_test(test_health_follows_database),
+	    cmocka_unit_test(test_secrets_never_logged),
 	};
 	return RUN_GROUP(tests);
 }

@@ -36,7 +36,8 @@ static void emit_sample(void)
 static void test_log_format(void **state)
 {
 	char *out = capture_log(emit_sample);
-	assert_non_null(strstr(out, " level=info mod=db msg=\"connected to server\" host=\"/tmp/x y\" quote=\"a\\\"b\\nc\" empty=\"\"\n"));
+	assert_non_null(strstr(out, " level=info mod=db msg=\"connected to server\" host=\"/tmp/x "
+	                            "y\" quote=\"a\\\"b\\nc\" empty=\"\"\n"));
 	assert_true(strncmp(out, "ts=20", 5) == 0);
 	assert_null(strstr(out, "must not appear"));
 	free(out);
@@ -54,7 +55,7 @@ static void emit_secret(void)
 {
 	log_threshold = LOGL_TRACE;
 	log_error("gw", "identify with sekrit-token-123 failed", "payload",
-		  "{\"token\":\"sekrit-token-123\"}");
+	          "{\"token\":\"sekrit-token-123\"}");
 }
 
 static void test_log_redacts(void **state)
@@ -165,10 +166,12 @@ static char *check_config(const char *text)
 
 static void test_config_valid(void **state)
 {
-	char *out = check_config("{\"http\": {\"listen\": \"127.0.0.1:9000\"}, \"log_level\": \"debug\",\n"
-				 " \"sources\": [{\"name\": \"canvas-a\", \"type\": \"canvas\", \"url\": \"https://c.example\", \"token_env\": \"CANVAS_A\"},\n"
-				 "  {\"name\": \"roster\", \"type\": \"roster_file\", \"path\": \"r.csv\"},\n"
-				 "  {\"name\": \"sim\", \"type\": \"moodle\", \"url\": \"http://127.0.0.1:8080\"}]}");
+	char *out = check_config(
+	    "{\"http\": {\"listen\": \"127.0.0.1:9000\"}, \"log_level\": \"debug\",\n"
+	    " \"sources\": [{\"name\": \"canvas-a\", \"type\": \"canvas\", \"url\": "
+	    "\"https://c.example\", \"token_env\": \"CANVAS_A\"},\n"
+	    "  {\"name\": \"roster\", \"type\": \"roster_file\", \"path\": \"r.csv\"},\n"
+	    "  {\"name\": \"sim\", \"type\": \"moodle\", \"url\": \"http://127.0.0.1:8080\"}]}");
 	assert_string_equal(out, "");
 	free(out);
 	struct diags d = {0};
@@ -184,29 +187,35 @@ static void test_config_valid(void **state)
 
 static void test_config_errors(void **state)
 {
-	char *out = check_config("{\n"
-				 "  \"http\": {\"listen\": \"localhost:80\", \"listn\": 1},\n"
-				 "  \"log_level\": \"loud\",\n"
-				 "  \"shutdown_timeout_ms\": \"10\",\n"
-				 "  \"sources\": [\n"
-				 "    {\"name\": \"a\", \"type\": \"canvas\", \"url\": \"http://canvas.example\"},\n"
-				 "    {\"name\": \"a\", \"type\": \"moodle\"},\n"
-				 "    {\"type\": \"pretix\", \"url\": \"https://p\", \"token_env\": \"lower\"}\n"
-				 "  ],\n"
-				 "  \"colour\": 1\n"
-				 "}\n");
+	char *out = check_config(
+	    "{\n"
+	    "  \"http\": {\"listen\": \"localhost:80\", \"listn\": 1},\n"
+	    "  \"log_level\": \"loud\",\n"
+	    "  \"shutdown_timeout_ms\": \"10\",\n"
+	    "  \"sources\": [\n"
+	    "    {\"name\": \"a\", \"type\": \"canvas\", \"url\": \"http://canvas.example\"},\n"
+	    "    {\"name\": \"a\", \"type\": \"moodle\"},\n"
+	    "    {\"type\": \"pretix\", \"url\": \"https://p\", \"token_env\": \"lower\"}\n"
+	    "  ],\n"
+	    "  \"colour\": 1\n"
+	    "}\n");
 	/* Columns count code points from 1; a string's position is its opening quote. */
 	const char *want =
-		"cohortbridge.json:2:22: http.listen: \"localhost:80\" is not an IPv4 address and port such as 127.0.0.1:8787\n"
-		"cohortbridge.json:2:38: http: unknown key \"listn\" (did you mean \"listen\"?)\n"
-		"cohortbridge.json:3:16: log_level: \"loud\" is not one of \"error\", \"warn\", \"info\", \"debug\", \"trace\"\n"
-		"cohortbridge.json:4:26: shutdown_timeout_ms: expected integer, got string\n"
-		"cohortbridge.json:6:44: sources[0].url: plain http:// is allowed only on loopback; use https://\n"
-		"cohortbridge.json:7:5: sources[1]: a moodle source needs \"url\"\n"
-		"cohortbridge.json:7:14: sources[1].name: \"a\" is already used by sources[0] (line 6)\n"
-		"cohortbridge.json:8:5: sources[2]: missing required key \"name\"\n"
-		"cohortbridge.json:8:57: sources[2].token_env: \"lower\" is not an environment variable name such as CANVAS_TOKEN\n"
-		"cohortbridge.json:10:3: unknown key \"colour\"\n";
+	    "cohortbridge.json:2:22: http.listen: \"localhost:80\" is not an IPv4 address and port "
+	    "such as 127.0.0.1:8787\n"
+	    "cohortbridge.json:2:38: http: unknown key \"listn\" (did you mean \"listen\"?)\n"
+	    "cohortbridge.json:3:16: log_level: \"loud\" is not one of \"error\", \"warn\", "
+	    "\"info\", \"debug\", \"trace\"\n"
+	    "cohortbridge.json:4:26: shutdown_timeout_ms: expected integer, got string\n"
+	    "cohortbridge.json:6:44: sources[0].url: plain http:// is allowed only on loopback; "
+	    "use https://\n"
+	    "cohortbridge.json:7:5: sources[1]: a moodle source needs \"url\"\n"
+	    "cohortbridge.json:7:14: sources[1].name: \"a\" is already used by sources[0] (line "
+	    "6)\n"
+	    "cohortbridge.json:8:5: sources[2]: missing required key \"name\"\n"
+	    "cohortbridge.json:8:57: sources[2].token_env: \"lower\" is not an environment "
+	    "variable name such as CANVAS_TOKEN\n"
+	    "cohortbridge.json:10:3: unknown key \"colour\"\n";
 	if (strcmp(out, want) != 0)
 		fail_msg("got:\n%s\nwant:\n%s", out, want);
 	free(out);
@@ -244,11 +253,11 @@ static void test_example_config(void **state)
 GROUP(group_core)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_log_format),       cmocka_unit_test(test_log_levels),
-		cmocka_unit_test(test_log_redacts),      cmocka_unit_test(test_secret_sources),
-		cmocka_unit_test(test_jpos_positions),   cmocka_unit_test(test_jpos_errors),
-		cmocka_unit_test(test_config_valid),     cmocka_unit_test(test_config_errors),
-		cmocka_unit_test(test_schema_within_subset), cmocka_unit_test(test_example_config),
+	    cmocka_unit_test(test_log_format),           cmocka_unit_test(test_log_levels),
+	    cmocka_unit_test(test_log_redacts),          cmocka_unit_test(test_secret_sources),
+	    cmocka_unit_test(test_jpos_positions),       cmocka_unit_test(test_jpos_errors),
+	    cmocka_unit_test(test_config_valid),         cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_schema_within_subset), cmocka_unit_test(test_example_config),
 	};
 	return RUN_GROUP(tests);
 }

@@ -78,7 +78,8 @@ static void test_curl_lws_libpq_together(void **state)
 	t.db = db_open(t.loop, th_db_url(), &(struct db_opts){0}, &err);
 	assert_non_null(t.db);
 	const char *p[] = {"slept"};
-	assert_int_equal(db_query(t.db, "SELECT $1::text FROM pg_sleep(0.4)", 1, p, on_slept, &t, &err), 0);
+	assert_int_equal(
+	    db_query(t.db, "SELECT $1::text FROM pg_sleep(0.4)", 1, p, on_slept, &t, &err), 0);
 	t.httpd = httpd_start(t.loop, "127.0.0.1", 0, fake_health, &t, &err);
 	assert_non_null(t.httpd);
 	t.httpc = httpc_new(t.loop, &err);
@@ -211,7 +212,10 @@ static void test_migrations(void **state)
 	assert_int_equal(m.applied, 0);
 
 	/* a newer binary migrated this database */
-	th_sql(ci, "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future', 'x')", 0);
+	th_sql(ci,
+	       "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, "
+	       "'9999_future', 'x')",
+	       0);
 	m = migrate_once(ci, 0);
 	assert_int_equal(m.rc, -1);
 	assert_non_null(strstr(m.msg, "newer than this binary knows"));
@@ -234,7 +238,8 @@ static void test_migration_failure_rolls_back(void **state)
 	assert_int_equal(m.rc, -1);
 	assert_non_null(strstr(m.msg, "0001_core"));
 	assert_non_null(strstr(m.msg, "already exists"));
-	assert_string_equal(th_sql(ci, "SELECT coalesce(to_regclass('guilds')::text, 'none')", 0), "none");
+	assert_string_equal(th_sql(ci, "SELECT coalesce(to_regclass('guilds')::text, 'none')", 0),
+	                    "none");
 	assert_string_equal(th_sql(ci, "SELECT count(*) FROM schema_migrations", 0), "0");
 }
 
@@ -292,7 +297,7 @@ static void test_db_unreachable(void **state)
 	struct q q1 = {0};
 	uint64_t t0 = uv_hrtime();
 	struct db *db = db_open(uv_default_loop(), "postgresql://nobody:pw-canary-77@127.0.0.1:1/x",
-				&(struct db_opts){.fail_fast = true}, &err);
+	                        &(struct db_opts){.fail_fast = true}, &err);
 	assert_non_null(db);
 	db_query(db, "SELECT 1", 0, NULL, on_q, &q1, &err);
 	run_until(&q1.done);
@@ -311,12 +316,12 @@ static void test_db_unreachable(void **state)
 GROUP(group_loop)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_curl_lws_libpq_together),
-		cmocka_unit_test(test_httpc_errors),
-		cmocka_unit_test(test_migrations),
-		cmocka_unit_test(test_migration_failure_rolls_back),
-		cmocka_unit_test(test_db_tcp_hostname),
-		cmocka_unit_test(test_db_unreachable),
+	    cmocka_unit_test(test_curl_lws_libpq_together),
+	    cmocka_unit_test(test_httpc_errors),
+	    cmocka_unit_test(test_migrations),
+	    cmocka_unit_test(test_migration_failure_rolls_back),
+	    cmocka_unit_test(test_db_tcp_hostname),
+	    cmocka_unit_test(test_db_unreachable),
 	};
 	return RUN_GROUP(tests);
 }
