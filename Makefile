@@ -78,7 +78,7 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN)
-	@COHORTBRIDGE_BIN=$(BIN) sh deploy/pg-dev run sh deploy/demo
+	@COHORTBRIDGE_BIN=$(BIN) sh deploy/pg-dev run bash deploy/demo
 
 lint: deps
 	@sh deploy/install-deps $(DEB_LINT)
