@@ -3,6 +3,7 @@
 #   make            build build/cohortbridge
 #   make test       install missing packages, build, run the whole suite on a throwaway PostgreSQL
 #   make demo       install missing packages, build, run the bridge on an embedded PostgreSQL
+#   make bench      benchmarks of the hot paths, with figures and ratios
 #   make lint       clang-format check, cppcheck, clang-tidy, banned functions
 #   make deps       install what a fresh Debian 12 machine lacks (as root)
 #   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
@@ -38,6 +39,7 @@ EMBEDDED := deploy/config.schema.json $(sort $(wildcard db/migrations/*.sql))
 
 BIN      := $(BUILD)/cohortbridge
 TESTBIN  := $(BUILD)/cohortbridge-tests
+BENCHBIN := $(BUILD)/cohortbridge-bench
 
 .PHONY: all deps test demo lint bench clean check-deps
 all: $(BIN)
@@ -63,6 +65,9 @@ $(BIN): $(BUILD)/obj/bridge/main.o $(BUILD)/libcohortbridge.a
 $(TESTBIN): $(TEST_OBJ) $(BUILD)/libcohortbridge.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(BENCHBIN): $(BUILD)/obj/tests/bench/bench.o $(BUILD)/libcohortbridge.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
 # Packages a fresh Debian 12 machine lacks. `make deps` installs only the missing ones.
 DEB_BUILD := build-essential pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
              libcurl4-openssl-dev libjansson-dev libical-dev libpq-dev libxml2-dev zlib1g-dev \
@@ -80,12 +85,16 @@ demo: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@COHORTBRIDGE_BIN=$(BIN) sh deploy/pg-dev run bash deploy/demo
 
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCHBIN)
+	@sh deploy/pg-dev run $(BENCHBIN)
+
 lint: deps
 	@sh deploy/install-deps $(DEB_LINT)
 	@$(MAKE) --no-print-directory $(GEN_SRC)
-	sh deploy/lint $(BUILD) $(LIB_SRC) bridge/main.c $(TEST_SRC)
+	sh deploy/lint $(BUILD) $(LIB_SRC) bridge/main.c $(TEST_SRC) tests/bench/bench.c
 
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/bridge/main.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/bridge/main.d $(BUILD)/obj/tests/bench/bench.d

@@ -1,5 +1,6 @@
 #include <jansson.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <uv.h>
 
@@ -265,6 +266,8 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	char *db_url = NULL;
 	char port[16];
 
+	/* No core dumps and no ptrace by other processes: memory holds the tokens. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	d.loop = uv_default_loop();
 	d.cfg = cfg;
 	d.log_level_fixed = log_level_fixed;

@@ -5,6 +5,7 @@
 
 #define JSMN_STATIC
 #define JSMN_STRICT
+#define JSMN_PARENT_LINKS /* closing brackets find their parent in O(1), not by scanning back */
 #include <jsmn.h>
 
 #include "jpos.h"

@@ -53,6 +53,21 @@ static const char main_usage[] =
     "  DISCORD_API_URL    Discord REST base URL (default https://discord.com/api/v10)\n"
     "  Each secret may instead be read from a file named by NAME_FILE (mode 0600 or stricter).\n";
 
+/* Prints an error for the person at the terminal, scrubbed of secrets like every log line. */
+static void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void cli_error(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	char *clean = secret_scrub(buf);
+	fprintf(stderr, "%s\n", clean ? clean : buf);
+	free(clean);
+}
+
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void usage_error(const char *fmt, ...)
@@ -77,7 +92,7 @@ static int load_config(struct config **out)
 		if (diags.n)
 			diags_print(&diags, stderr);
 		else
-			fprintf(stderr, "%s\n", err.msg);
+			cli_error("%s", err.msg);
 		diags_clear(&diags);
 		return -1;
 	}
@@ -167,7 +182,7 @@ static void on_migrate_done(int rc, const struct err *err, const struct migrate_
 	struct migrate_state *st = ud;
 	st->rc = rc ? 1 : 0;
 	if (rc) {
-		fprintf(stderr, "cohortbridge migrate: %s\n", err ? err->msg : "failed");
+		cli_error("cohortbridge migrate: %s", err ? err->msg : "failed");
 	} else if (st->status_only) {
 		const struct migration *all;
 		size_t n = migrations_known(&all);
@@ -199,8 +214,8 @@ static int cmd_migrate(int argc, char **argv)
 	struct err err = {0};
 	rc = secret_get("DATABASE_URL", &url, &err);
 	if (rc != 0) {
-		fprintf(stderr, "cohortbridge migrate: %s\n",
-		        rc < 0 ? err.msg : "DATABASE_URL is not set (nor DATABASE_URL_FILE)");
+		cli_error("cohortbridge migrate: %s",
+		          rc < 0 ? err.msg : "DATABASE_URL is not set (nor DATABASE_URL_FILE)");
 		config_free(cfg);
 		return 1;
 	}
@@ -210,7 +225,7 @@ static int cmd_migrate(int argc, char **argv)
 	free(url);
 	config_free(cfg);
 	if (!cli_db) {
-		fprintf(stderr, "cohortbridge migrate: %s\n", err.msg);
+		cli_error("cohortbridge migrate: %s", err.msg);
 		return 1;
 	}
 	migrate_run(cli_db, st.status_only, on_migrate_done, &st);
