@@ -562,6 +562,31 @@ size_t db_pending(const struct db *db)
 
 /* --- open and close -------------------------------------------------------------------- */
 
+/* Registers the password in conninfo before libpq parses it: a parse error may quote part of
+ * the string, and the parsed form is not available then. */
+static void register_password(const char *conninfo)
+{
+	char buf[512];
+	const char *scheme = strstr(conninfo, "://");
+	if (scheme) {
+		const char *user = scheme + 3, *at = strchr(user, '@'), *colon = strchr(user, ':');
+		if (at && colon && colon < at && (size_t)(at - colon - 1) < sizeof(buf)) {
+			memcpy(buf, colon + 1, (size_t)(at - colon - 1));
+			buf[at - colon - 1] = '\0';
+			secret_register(buf);
+		}
+	}
+	for (const char *p = strstr(conninfo, "password="); p; p = strstr(p + 1, "password=")) {
+		const char *v = p + 9;
+		size_t n = strcspn(v, " &'");
+		if (n < sizeof(buf)) {
+			memcpy(buf, v, n);
+			buf[n] = '\0';
+			secret_register(buf);
+		}
+	}
+}
+
 struct db *db_open(uv_loop_t *loop, const char *conninfo, const struct db_opts *opts,
                    struct err *err)
 {
@@ -571,9 +596,9 @@ struct db *db_open(uv_loop_t *loop, const char *conninfo, const struct db_opts *
 		err_set(err, "out of memory");
 		return NULL;
 	}
+	register_password(conninfo);
 	db->info = PQconninfoParse(conninfo, &perr);
 	if (!db->info) {
-		/* libpq's message quotes no part of the string, so no secret can leak here */
 		err_set(err, "invalid DATABASE_URL: %s", perr ? perr : "out of memory");
 		PQfreemem(perr);
 		free(db);

@@ -1,3 +1,5 @@
+/* nftw needs X/Open. */
+#define _XOPEN_SOURCE 700
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +15,38 @@
 
 #include "helpers.h"
 
-extern char **environ;
+#include <ftw.h>
+
+/* Every file and directory a test makes lives under one root, removed when the run ends. */
+static char tmproot[64];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void rm_tmproot(void)
+{
+	if (tmproot[0])
+		nftw(tmproot, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *th_tmproot(void)
+{
+	if (!tmproot[0]) {
+		snprintf(tmproot, sizeof(tmproot), "/tmp/cbtest.XXXXXX");
+		if (!mkdtemp(tmproot))
+			fail_msg("mkdtemp: %s", strerror(errno));
+		atexit(rm_tmproot);
+	}
+	return tmproot;
+}
+
+static void th_mkdtemp(char *dir, size_t size)
+{
+	snprintf(dir, size, "%s/XXXXXX", th_tmproot());
+	assert_non_null(mkdtemp(dir));
+}
 
 const char *th_db_url(void)
 {
@@ -89,8 +122,7 @@ static void apply_env(const char *const *env)
 
 pid_t th_spawn(const char *const *argv, const char *const *env, char *dir, size_t dirsize)
 {
-	snprintf(dir, dirsize, "/tmp/cbtest.XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	th_mkdtemp(dir, dirsize);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -211,8 +243,8 @@ long th_http_get(int port, const char *path, char **body)
 const char *th_write_file(int slot, const char *name, const char *text)
 {
 	static char paths[4][512];
-	char dir[64] = "/tmp/cbfile.XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	char dir[96];
+	th_mkdtemp(dir, sizeof(dir));
 	snprintf(paths[slot], sizeof(paths[slot]), "%s/%s", dir, name);
 	FILE *f = fopen(paths[slot], "w");
 	assert_non_null(f);

@@ -11,6 +11,7 @@
 #include "httpd.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "secret.h"
 
 struct together {
 	uv_loop_t *loop;
@@ -311,6 +312,13 @@ static void test_db_unreachable(void **state)
 
 	assert_null(db_open(uv_default_loop(), "postgresql://a:b@host/db?nonsense=1", NULL, &err));
 	assert_non_null(strstr(err.msg, "invalid DATABASE_URL"));
+	/* libpq quotes the bad token; when that is the password, the logger must know it */
+	assert_null(db_open(uv_default_loop(), "postgresql://a:pw%zzsecret@host/db", NULL, &err));
+	char *clean = secret_scrub(err.msg);
+	assert_non_null(clean);
+	assert_null(strstr(clean, "pw%zz"));
+	free(clean);
+	secret_clear();
 }
 
 GROUP(group_loop)
