@@ -40,9 +40,12 @@ EMBEDDED := deploy/config.schema.json $(sort $(wildcard db/migrations/*.sql))
 BIN      := $(BUILD)/cohortbridge
 TESTBIN  := $(BUILD)/cohortbridge-tests
 BENCHBIN := $(BUILD)/cohortbridge-bench
+SIMBIN   := $(BUILD)/discord-sim
+SIM_SRC  := $(wildcard tests/sim/*.c)
+SIM_OBJ  := $(SIM_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all deps test demo lint bench clean check-deps
-all: $(BIN)
+all: $(BIN) $(SIMBIN)
 
 $(BUILD)/gen/embedded.c: bridge/embed.sh $(EMBEDDED)
 	@mkdir -p $(dir $@)
@@ -64,6 +67,9 @@ $(BIN): $(BUILD)/obj/bridge/main.o $(BUILD)/libcohortbridge.a
 
 $(TESTBIN): $(TEST_OBJ) $(BUILD)/libcohortbridge.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(SIMBIN): $(SIM_OBJ)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BENCHBIN): $(BUILD)/obj/tests/bench/bench.o $(BUILD)/libcohortbridge.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
@@ -92,9 +98,9 @@ bench: deps
 lint: deps
 	@sh deploy/install-deps $(DEB_LINT)
 	@$(MAKE) --no-print-directory $(GEN_SRC)
-	sh deploy/lint $(BUILD) $(LIB_SRC) bridge/main.c $(TEST_SRC) tests/bench/bench.c
+	sh deploy/lint $(BUILD) $(LIB_SRC) bridge/main.c $(TEST_SRC) tests/bench/bench.c $(SIM_SRC)
 
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/obj/bridge/main.d $(BUILD)/obj/tests/bench/bench.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(SIM_OBJ:.o=.d) $(BUILD)/obj/bridge/main.d $(BUILD)/obj/tests/bench/bench.d

@@ -96,8 +96,7 @@ static void semantic_checks(const struct jdoc *doc, struct diags *d)
 	const json_t *sources = json_object_get(root, "sources");
 	size_t i;
 	const json_t *s;
-	json_array_foreach(sources, i, s)
-	{
+	json_array_foreach(sources, i, s) {
 		const json_t *name = json_object_get(s, "name"), *type = json_object_get(s, "type");
 		const json_t *url = json_object_get(s, "url"), *path = json_object_get(s, "path");
 		struct jpos here = jdoc_pos(doc, sources, NULL, i, 0);

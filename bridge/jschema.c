@@ -127,13 +127,11 @@ static void validate_object(struct ctx *c, const json_t *s, const json_t *v, str
 	json_t *r;
 	char sub[512];
 
-	json_array_foreach(req, i, r)
-	{
+	json_array_foreach(req, i, r) {
 		if (json_is_string(r) && !json_object_get(v, json_string_value(r)))
 			report(c, here, path, "missing required key \"%s\"", json_string_value(r));
 	}
-	json_object_foreach((json_t *)v, k, val)
-	{
+	json_object_foreach((json_t *)v, k, val) {
 		const json_t *ps = props ? json_object_get(props, k) : NULL;
 		child_path(sub, sizeof(sub), path, k, 0);
 		if (ps) {
@@ -142,8 +140,7 @@ static void validate_object(struct ctx *c, const json_t *s, const json_t *v, str
 			const char *best = NULL, *pk;
 			json_t *pv;
 			size_t bd = 3;
-			json_object_foreach((json_t *)props, pk, pv)
-			{
+			json_object_foreach((json_t *)props, pk, pv) {
 				size_t dd = distance(k, pk);
 				if (dd < bd) {
 					bd = dd;
@@ -241,8 +238,7 @@ static void validate(struct ctx *c, const json_t *schema, const json_t *v, const
 		} else {
 			size_t i;
 			json_t *t;
-			json_array_foreach(type, i, t)
-			{
+			json_array_foreach(type, i, t) {
 				ok |= type_matches(json_string_value(t), v);
 				size_t l = strlen(want);
 				snprintf(want + l, sizeof(want) - l, "%s%s", i ? " or " : "",
@@ -261,8 +257,7 @@ static void validate(struct ctx *c, const json_t *schema, const json_t *v, const
 		json_t *e;
 		int found = 0;
 		char list[400] = "";
-		json_array_foreach(en, i, e)
-		{
+		json_array_foreach(en, i, e) {
 			found |= json_equal((json_t *)v, e);
 			char *d = json_dumps(e, JSON_ENCODE_ANY);
 			size_t l = strlen(list);
@@ -328,8 +323,7 @@ static int check_kw(const json_t *s, const char *path, struct err *err)
 
 	if (!json_is_object(s))
 		return 0;
-	json_object_foreach((json_t *)s, k, v)
-	{
+	json_object_foreach((json_t *)s, k, v) {
 		int known = 0;
 		for (int i = 0; known_keywords[i]; i++)
 			known |= strcmp(k, known_keywords[i]) == 0;
@@ -339,8 +333,7 @@ static int check_kw(const json_t *s, const char *path, struct err *err)
 		if (strcmp(k, "properties") == 0 || strcmp(k, "$defs") == 0) {
 			const char *pk;
 			json_t *pv;
-			json_object_foreach(v, pk, pv)
-			{
+			json_object_foreach(v, pk, pv) {
 				char sub2[600];
 				snprintf(sub2, sizeof(sub2), "%s/%s", sub, pk);
 				if (check_kw(pv, sub2, err) != 0)
