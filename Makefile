@@ -77,15 +77,16 @@ $(BENCHBIN): $(BUILD)/obj/tests/bench/bench.o $(BUILD)/libcohortbridge.a
 # Packages a fresh Debian 12 machine lacks. `make deps` installs only the missing ones.
 DEB_BUILD := build-essential pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
              libcurl4-openssl-dev libjansson-dev libical-dev libpq-dev libxml2-dev zlib1g-dev \
-             libjsmn-dev libutf8proc-dev libcmocka-dev postgresql-15 ca-certificates
+             libjsmn-dev libutf8proc-dev libcmocka-dev postgresql-15 ca-certificates \
+             python3-discord
 DEB_LINT  := clang-format clang-tidy cppcheck
 
 deps:
 	@sh deploy/install-deps $(DEB_BUILD)
 
 test: deps
-	@$(MAKE) --no-print-directory $(BIN) $(TESTBIN)
-	@COHORTBRIDGE_BIN=$(BIN) sh deploy/pg-dev run $(TESTBIN)
+	@$(MAKE) --no-print-directory $(BIN) $(SIMBIN) $(TESTBIN)
+	@COHORTBRIDGE_BIN=$(BIN) DISCORD_SIM_BIN=$(SIMBIN) sh deploy/pg-dev run $(TESTBIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN)

@@ -44,6 +44,7 @@ struct conn {
 	size_t out_len, out_off;
 	int headers_sent;
 	int delayed;
+	int handled;
 };
 
 void stat_inc(const char *group, const char *key)
@@ -125,6 +126,11 @@ static int start_response(struct lws *wsi, struct conn *c);
 static void handle(struct lws *wsi, struct conn *c)
 {
 	struct http_req rq = {0};
+	/* lws may report a body completion for a request it already handed over (POST with
+	 * Content-Length: 0): a request is handled once */
+	if (c->handled)
+		return;
+	c->handled = 1;
 	json_error_t je;
 	rq.method = c->method;
 	rq.path = c->path;
@@ -293,6 +299,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		return 0;
 	}
 	case LWS_CALLBACK_HTTP_BODY:
+		if (!len)
+			return 0;
 		if (c->body_len + len > 8u * 1024 * 1024) {
 			c->too_big = 1;
 			return 0;
@@ -315,6 +323,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		handle(wsi, c);
 		return 0;
 	case LWS_CALLBACK_TIMER:
+		if (c->is_ws)
+			return gw_callback(wsi, (int)reason, &c->gw, in, len);
 		if (c->delayed) {
 			c->delayed = 0;
 			lws_callback_on_writable(wsi);

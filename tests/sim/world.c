@@ -101,12 +101,13 @@ static json_t *new_channel(const char *guild_id, const char *name, int type, con
 	return c;
 }
 
+/* Takes ownership of roles. */
 static json_t *new_member(json_t *user, json_t *roles, const char *nick)
 {
 	char at[64];
 	sim_iso_time(sim_now_ms(), at, sizeof(at));
 	json_t *m =
-	    json_pack("{s:O, s:O, s:s, s:b, s:b, s:i, s:b, s:n, s:n, s:n}", "user", user, "roles",
+	    json_pack("{s:O, s:o, s:s, s:b, s:b, s:i, s:b, s:n, s:n, s:n}", "user", user, "roles",
 	              roles, "joined_at", at, "deaf", 0, "mute", 0, "flags", 0, "pending", 0,
 	              "avatar", "premium_since", "communication_disabled_until");
 	json_object_set_new(m, "nick", nick ? json_string(nick) : json_null());

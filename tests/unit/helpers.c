@@ -120,7 +120,20 @@ static void apply_env(const char *const *env)
 	}
 }
 
+const char *th_tmpdir(void)
+{
+	static char dir[96];
+	th_mkdtemp(dir, sizeof(dir));
+	return dir;
+}
+
 pid_t th_spawn(const char *const *argv, const char *const *env, char *dir, size_t dirsize)
+{
+	return th_spawn_bin(th_bin(), argv, env, dir, dirsize);
+}
+
+pid_t th_spawn_bin(const char *bin, const char *const *argv, const char *const *env, char *dir,
+                   size_t dirsize)
 {
 	th_mkdtemp(dir, dirsize);
 	pid_t pid = fork();
@@ -138,11 +151,11 @@ pid_t th_spawn(const char *const *argv, const char *const *env, char *dir, size_
 		apply_env(env);
 		const char *args[32];
 		int n = 0;
-		args[n++] = th_bin();
+		args[n++] = bin;
 		for (int i = 1; argv[i] && n < 31; i++)
 			args[n++] = argv[i];
 		args[n] = NULL;
-		execv(th_bin(), (char *const *)args);
+		execv(bin, (char *const *)args);
 		_exit(127);
 	}
 	return pid;

@@ -20,6 +20,7 @@ struct group_result {
 GROUP(group_core);
 GROUP(group_loop);
 GROUP(group_cli);
+GROUP(group_sim);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);
@@ -38,6 +39,13 @@ const char *th_bin(void);
  * value removes K). stdout and stderr go to files in a fresh directory, whose path is written
  * to dir. Returns the pid. */
 pid_t th_spawn(const char *const *argv, const char *const *env, char *dir, size_t dirsize);
+
+/* As th_spawn, for any program (argv[0] is ignored). */
+pid_t th_spawn_bin(const char *bin, const char *const *argv, const char *const *env, char *dir,
+                   size_t dirsize);
+
+/* A fresh directory under the run's temporary root (static buffer per call slot). */
+const char *th_tmpdir(void);
 
 /* Runs to completion; returns the exit status; output files as th_spawn. */
 int th_run(const char *const *argv, const char *const *env, char *dir, size_t dirsize);

@@ -6,7 +6,7 @@
 
 int main(void)
 {
-	GROUP((*groups[])) = {group_core, group_loop, group_cli};
+	GROUP((*groups[])) = {group_core, group_loop, group_cli, group_sim};
 	int run = 0, failed = 0;
 	/* In-process modules log only what matters; the binary's own logs are read by tests. */
 	log_threshold = LOGL_WARN;
