@@ -390,7 +390,8 @@ json_t *store_message(struct guild *g, json_t *channel, json_t *author, json_t *
 	    "timestamp", at, "edited_timestamp", "tts", 0, "attachments", "pinned", 0, "type", 0,
 	    "flags", (int)json_integer_value(json_object_get(b, "flags")));
 	json_t *embeds = json_object_get(b, "embeds");
-	json_object_set_new(m, "embeds", json_is_array(embeds) ? json_deep_copy(embeds) : json_array());
+	json_object_set_new(m, "embeds",
+	                    json_is_array(embeds) ? json_deep_copy(embeds) : json_array());
 	json_object_set_new(m, "components",
 	                    json_is_array(json_object_get(b, "components"))
 	                        ? json_deep_copy(json_object_get(b, "components"))
