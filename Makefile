@@ -93,8 +93,8 @@ demo: deps
 	@COHORTBRIDGE_BIN=$(BIN) sh deploy/pg-dev run bash deploy/demo
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BENCHBIN)
-	@sh deploy/pg-dev run $(BENCHBIN)
+	@$(MAKE) --no-print-directory $(BENCHBIN) $(SIMBIN)
+	@DISCORD_SIM_BIN=$(SIMBIN) sh deploy/pg-dev run $(BENCHBIN)
 
 lint: deps
 	@sh deploy/install-deps $(DEB_LINT)
