@@ -281,7 +281,8 @@ static void ws_send(int fd, const char *text)
 		f[3] = (unsigned char)n;
 	}
 	memset(f + hl - 4, 0, 4); /* a zero mask: legal, and the payload goes as it is */
-	memcpy(f + hl, text, n);
+	memcpy(f + hl, text,
+	       n); /* NOLINT(bugprone-not-null-terminated-result): a frame, not a string */
 	ssize_t w = write(fd, f, hl + n);
 	(void)w;
 	free(f);
@@ -302,7 +303,7 @@ static int tcp_connect(int port)
 /* Connects and identifies; leaves the reader after GUILD_CREATE. */
 static int ws_session(int port, struct wsr *r, unsigned intents)
 {
-	char req[256], resp[1024];
+	char req[256], resp[1024] = "";
 	int fd = tcp_connect(port);
 	if (fd < 0)
 		return -1;
@@ -341,6 +342,7 @@ static int ws_session(int port, struct wsr *r, unsigned intents)
 static pid_t spawn_sim(const char *bin, const char *const *extra, int *port)
 {
 	int pipefd[2];
+	*port = -1;
 	if (pipe(pipefd) != 0)
 		return -1;
 	pid_t pid = fork();
