@@ -281,8 +281,8 @@ static void ws_send(int fd, const char *text)
 		f[3] = (unsigned char)n;
 	}
 	memset(f + hl - 4, 0, 4); /* a zero mask: legal, and the payload goes as it is */
-	memcpy(f + hl, text,
-	       n); /* NOLINT(bugprone-not-null-terminated-result): a frame, not a string */
+	/* a frame, not a string: no terminator */
+	memcpy(f + hl, text, n); // NOLINT(bugprone-not-null-terminated-result)
 	ssize_t w = write(fd, f, hl + n);
 	(void)w;
 	free(f);
