@@ -165,7 +165,10 @@ static void on_poll(uv_poll_t *p, int status, int events)
 		flags |= CURL_CSELECT_IN;
 	if (events & UV_WRITABLE)
 		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(s->c->multi, s->fd, flags, &running);
+	CURLMcode rc = curl_multi_socket_action(s->c->multi, s->fd, flags, &running);
+	if (rc != CURLM_OK)
+		log_error("httpc", "curl_multi_socket_action failed", "error",
+		          curl_multi_strerror(rc));
 	check_done(s->c);
 }
 
@@ -192,7 +195,11 @@ static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void
 			return -1;
 		s->fd = fd;
 		s->c = c;
-		if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+		int rc = uv_poll_init_socket(c->loop, &s->poll, fd);
+		if (rc != 0) {
+			char n[16];
+			log_error("httpc", "cannot watch socket", "error", uv_strerror(rc), "fd",
+			          LOG_NUM(n, "%d", (int)fd));
 			free(s);
 			return -1;
 		}
@@ -249,7 +256,7 @@ struct httpc *httpc_new(uv_loop_t *loop, struct err *err)
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
+	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
 	return c;
 }
 

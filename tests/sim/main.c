@@ -34,7 +34,7 @@ struct conn {
 	void *gw;
 	/* HTTP request */
 	char method[8];
-	char *path, *query, *auth, *audit;
+	char *path, *query, *auth, *audit, *agent;
 	char *body;
 	size_t body_len, body_cap;
 	int too_big;
@@ -77,6 +77,7 @@ static void conn_reset(struct conn *c)
 	free(c->query);
 	free(c->auth);
 	free(c->audit);
+	free(c->agent);
 	free(c->body);
 	free(c->out);
 	json_decref(c->resp.body);
@@ -123,13 +124,16 @@ static char *query_string(struct lws *wsi)
 
 static int start_response(struct lws *wsi, struct conn *c);
 
-static void handle(struct lws *wsi, struct conn *c)
+static int write_body(struct lws *wsi, struct conn *c);
+
+/* Handles a complete request and answers it. Returns what the lws callback must return. */
+static int handle(struct lws *wsi, struct conn *c)
 {
 	struct http_req rq = {0};
 	/* lws may report a body completion for a request it already handed over (POST with
 	 * Content-Length: 0): a request is handled once */
 	if (c->handled)
-		return;
+		return 0;
 	c->handled = 1;
 	json_error_t je;
 	rq.method = c->method;
@@ -172,11 +176,15 @@ static void handle(struct lws *wsi, struct conn *c)
 		                        "status", c->resp.status, "body", rq.body);
 		if (c->query)
 			json_object_set_new(rec, "query", json_string(c->query));
+		if (c->agent)
+			json_object_set_new(rec, "user_agent", json_string(c->agent));
+		if (c->audit)
+			json_object_set_new(rec, "audit_log_reason", json_string(c->audit));
 		sim_record(rec);
 	}
 	json_decref(rq.body);
 	if (c->resp.stall)
-		return; /* a stalled route never answers */
+		return 0; /* a stalled route never answers */
 	if (c->resp.text) {
 		c->out = c->resp.text;
 		c->resp.text = NULL;
@@ -188,9 +196,12 @@ static void handle(struct lws *wsi, struct conn *c)
 	if (sim.latency_ms) {
 		c->delayed = 1;
 		lws_set_timer_usecs(wsi, (lws_usec_t)sim.latency_ms * 1000);
-		return;
+		return 0;
 	}
-	lws_callback_on_writable(wsi);
+	/* Answer at once, from this callback: lws 4.1 on a libuv loop can miss the writable
+	 * callback asked for from a request's body callback, leaving the client waiting. Large
+	 * answers continue from HTTP_WRITEABLE. */
+	return write_body(wsi, c);
 }
 
 static int start_response(struct lws *wsi, struct conn *c)
@@ -220,6 +231,12 @@ static int start_response(struct lws *wsi, struct conn *c)
 			return -1;
 		l = eol + 2;
 	}
+	/* Every answer ends its connection: on a kept-alive connection lws 4.1 parses the headers
+	 * of a request that carries a body and then never reports the body, so the client would
+	 * wait forever. Clients open a new connection per request instead (cheap on loopback). */
+	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+	                                 5, &p, end))
+		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	c->headers_sent = 1;
@@ -231,11 +248,8 @@ static int write_body(struct lws *wsi, struct conn *c)
 	if (!c->headers_sent) {
 		if (start_response(wsi, c))
 			return -1;
-		if (c->out_len) {
-			lws_callback_on_writable(wsi);
-			return 0;
-		}
-	} else if (c->out && c->out_off < c->out_len) {
+	}
+	if (c->out && c->out_off < c->out_len) {
 		size_t n = c->out_len - c->out_off;
 		if (n > 65536)
 			n = 65536;
@@ -256,6 +270,7 @@ static int write_body(struct lws *wsi, struct conn *c)
 		}
 	}
 	conn_reset(c);
+	/* the client closes, having read "Connection: close"; closing first could cut the answer */
 	if (lws_http_transaction_completed(wsi))
 		return -1;
 	return 0;
@@ -278,6 +293,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		              : strndup(in ? (const char *)in : "/", in ? len : 1);
 		c->query = query_string(wsi);
 		c->auth = hdr(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+		c->agent = hdr(wsi, WSI_TOKEN_HTTP_USER_AGENT);
 		int al = lws_hdr_custom_length(wsi, "x-audit-log-reason:", 19);
 		if (al > 0) {
 			c->audit = malloc((size_t)al + 1);
@@ -295,8 +311,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			if (clen > 0)
 				return 0; /* wait for the body */
 		}
-		handle(wsi, c);
-		return 0;
+		return handle(wsi, c);
 	}
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!len)
@@ -320,14 +335,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		c->body[c->body_len] = '\0';
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		handle(wsi, c);
-		return 0;
+		return handle(wsi, c);
 	case LWS_CALLBACK_TIMER:
 		if (c->is_ws)
 			return gw_callback(wsi, (int)reason, &c->gw, in, len);
 		if (c->delayed) {
 			c->delayed = 0;
-			lws_callback_on_writable(wsi);
+			return write_body(wsi, c);
 		}
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -479,6 +493,8 @@ int main(int argc, char **argv)
 	info.keepalive_timeout = 60;
 	info.timeout_secs = 120;
 	info.pt_serv_buf_size = 256 * 1024;
+	info.max_http_header_pool =
+	    1024; /* one per connection: lws parks connections without one */
 	ctx = lws_create_context(&info);
 	if (!ctx) {
 		fprintf(stderr, "discord-sim: cannot listen on %s\n", listen);

@@ -265,3 +265,59 @@ const char *th_write_file(int slot, const char *name, const char *text)
 	fclose(f);
 	return paths[slot];
 }
+
+pid_t th_sim_start(const char *const *args, int *port, char *dir, size_t dirsize)
+{
+	const char *bin = getenv("DISCORD_SIM_BIN");
+	const char *argv[20] = {"", "--listen", "127.0.0.1:0"};
+	int n = 3;
+	for (const char *const *a = args; a && *a && n < 19; a++)
+		argv[n++] = *a;
+	argv[n] = NULL;
+	pid_t pid = th_spawn_bin(bin && *bin ? bin : "build/discord-sim", argv, NULL, dir, dirsize);
+	assert_true(th_wait_for(dir, "stdout", "listening on 127.0.0.1:", 10000));
+	char *out = th_read(dir, "stdout");
+	/* the first line is always "listening on 127.0.0.1:PORT" */
+	int ok = strncmp(out, "listening on 127.0.0.1:", 23) == 0;
+	*port = ok ? (int)strtol(out + 23, NULL, 10) : -1;
+	free(out);
+	assert_true(ok && *port > 0);
+	return pid;
+}
+
+void th_sim_stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	assert_int_equal(th_wait(pid, 10000), 0);
+}
+
+long th_sim_call(int port, const char *method, const char *path, const char *body, json_t **out)
+{
+	char url[512];
+	char *buf = NULL;
+	size_t len = 0;
+	long status = 0;
+	struct curl_slist *h = NULL;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	FILE *m = open_memstream(&buf, &len);
+	CURL *c = curl_easy_init();
+	h = curl_slist_append(h, "Content-Type: application/json");
+	h = curl_slist_append(h, "Authorization: Bot sim-token");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (body)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, m);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	fclose(m);
+	if (out)
+		*out = len ? json_loadb(buf, len, 0, NULL) : NULL;
+	free(buf);
+	return status;
+}

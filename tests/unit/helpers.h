@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <jansson.h>
 #include <sys/types.h>
 
 /* Each test file defines one group runner; main.c calls them all and prints the total. */
@@ -21,6 +22,7 @@ GROUP(group_core);
 GROUP(group_loop);
 GROUP(group_cli);
 GROUP(group_sim);
+GROUP(group_rest);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);
@@ -65,6 +67,15 @@ long th_http_get(int port, const char *path, char **body);
 /* Writes text to a new file in a temporary directory; returns the path (static buffer per call
  * slot 0..3). */
 const char *th_write_file(int slot, const char *name, const char *text);
+
+/* Starts discord-sim (DISCORD_SIM_BIN or build/discord-sim) on a free port with extra
+ * arguments (NULL-terminated, may be NULL); returns its pid and port. */
+pid_t th_sim_start(const char *const *args, int *port, char *dir, size_t dirsize);
+/* SIGTERM and a clean exit. */
+void th_sim_stop(pid_t pid);
+/* A blocking JSON request to the simulator (control API or REST); returns the status and the
+ * parsed answer in *out (may be NULL). */
+long th_sim_call(int port, const char *method, const char *path, const char *body, json_t **out);
 
 /* Port from a "port=N" field in dir/stderr, after waiting for the listening line. */
 int th_listen_port(const char *dir, int ms);

@@ -1,13 +1,18 @@
-/* The test runner: every group, then one summary line. */
+/* The test runner: every group, then one summary line.
+ * TEST_FILTER=pattern runs only the tests whose names match (cmocka's wildcards). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "helpers.h"
 #include "log.h"
 
 int main(void)
 {
-	GROUP((*groups[])) = {group_core, group_loop, group_cli, group_sim};
+	GROUP((*groups[])) = {group_core, group_loop, group_cli, group_sim, group_rest};
 	int run = 0, failed = 0;
+	const char *filter = getenv("TEST_FILTER");
+	if (filter && *filter)
+		cmocka_set_test_filter(filter);
 	/* In-process modules log only what matters; the binary's own logs are read by tests. */
 	log_threshold = LOGL_WARN;
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {

@@ -16,30 +16,8 @@ static const char *sim_bin(void)
 	return b && *b ? b : "build/discord-sim";
 }
 
-/* Starts the simulator with extra arguments; returns its pid and port. */
-static pid_t start_sim(const char *const *args, int *port, char *dir, size_t dirsize)
-{
-	const char *argv[16] = {"", "--listen", "127.0.0.1:0"};
-	int n = 3;
-	for (const char *const *a = args; a && *a && n < 15; a++)
-		argv[n++] = *a;
-	argv[n] = NULL;
-	pid_t pid = th_spawn_bin(sim_bin(), argv, NULL, dir, dirsize);
-	assert_true(th_wait_for(dir, "stdout", "listening on 127.0.0.1:", 10000));
-	char *out = th_read(dir, "stdout");
-	/* the first line is always "listening on 127.0.0.1:PORT" */
-	assert_true(strncmp(out, "listening on 127.0.0.1:", 23) == 0);
-	*port = (int)strtol(out + 23, NULL, 10);
-	free(out);
-	assert_true(*port > 0);
-	return pid;
-}
-
-static void stop_sim(pid_t pid)
-{
-	kill(pid, SIGTERM);
-	assert_int_equal(th_wait(pid, 10000), 0);
-}
+#define start_sim th_sim_start
+#define stop_sim  th_sim_stop
 
 /* Runs a Python check script against port; it prints its verdict. */
 static void run_check(const char *script, int port, const char *extra)
