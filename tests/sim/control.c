@@ -384,7 +384,16 @@ void control_handle(struct http_req *rq, struct http_resp *rs)
 		ok(rs, 200,
 		   json_pack("{s:i}", "connections",
 		             gw_control_invalidate(json_is_true(json_object_get(b, "resumable")))));
-	else if (is(rq, "POST", "/_sim/gateway/firehose")) {
+	else if (is(rq, "POST", "/_sim/gateway/acks")) {
+		gw_control_acks(!json_is_false(json_object_get(b, "enabled")));
+		ok(rs, 204, NULL);
+	} else if (is(rq, "POST", "/_sim/gateway/raw")) {
+		const char *text = str(b, "text");
+		if (!text)
+			bad(rs, 400, "needs text");
+		else
+			ok(rs, 200, json_pack("{s:i}", "connections", gw_control_raw(text)));
+	} else if (is(rq, "POST", "/_sim/gateway/firehose")) {
 		json_t *report = NULL;
 		if (gw_firehose((long)json_integer_value(json_object_get(b, "events")), &report) !=
 		    0)

@@ -62,6 +62,7 @@ struct session {
 };
 
 static struct session *sessions;
+static int acks_off; /* tests of zombie detection: heartbeats go unanswered */
 static void firehose_fill(struct gwconn *c);
 static struct gwconn *conns;
 static uint64_t identify_times[16];
@@ -98,6 +99,7 @@ void gw_reset(void)
 		sessions = n;
 	}
 	identify_remaining = 1000;
+	acks_off = 0;
 	memset(identify_times, 0, sizeof(identify_times));
 	json_object_clear(gwstats);
 }
@@ -582,7 +584,8 @@ static void on_message(struct gwconn *c, const char *text, size_t len)
 	case 1:
 		c->last_hb = now;
 		gstat("heartbeats", 1);
-		send_json(c, json_pack("{s:i}", "op", 11));
+		if (!acks_off)
+			send_json(c, json_pack("{s:i}", "op", 11));
 		break;
 	case 2:
 		on_identify(c, d);
@@ -811,6 +814,19 @@ int gw_control_invalidate(bool resumable)
 			c->sess->valid = 0;
 		send_json(c, json_pack("{s:i, s:b}", "op", 9, "d", resumable));
 	}
+	return n;
+}
+
+void gw_control_acks(bool enabled)
+{
+	acks_off = !enabled;
+}
+
+int gw_control_raw(const char *text)
+{
+	int n = 0;
+	for (struct gwconn *c = conns; c; c = c->next, n++)
+		send_text(c, text, strlen(text));
 	return n;
 }
 

@@ -161,6 +161,10 @@ int gw_control_drop(int code);
 int gw_control_reconnect(void);
 int gw_control_invalidate(bool resumable);
 json_t *gw_stats(void);
+/* Control: stop (or resume) answering heartbeats; send a raw text frame (compressed when the
+ * connection asked for zlib-stream). */
+void gw_control_acks(bool enabled);
+int gw_control_raw(const char *text);
 void gw_reset(void);
 /* Firehose: streams n copies of a pre-built dispatch to the connected bot as fast as it can. */
 int gw_firehose(long n, json_t **report);

@@ -148,6 +148,9 @@ pid_t th_spawn_bin(const char *bin, const char *const *argv, const char *const *
 		dup2(in, 0);
 		dup2(o, 1);
 		dup2(e, 2);
+		/* the child must not hold the test's own sockets (database, HTTP, gateway) */
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 		apply_env(env);
 		const char *args[32];
 		int n = 0;

@@ -23,6 +23,7 @@ GROUP(group_loop);
 GROUP(group_cli);
 GROUP(group_sim);
 GROUP(group_rest);
+GROUP(group_gateway);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);

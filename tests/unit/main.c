@@ -8,13 +8,14 @@
 
 int main(void)
 {
-	GROUP((*groups[])) = {group_core, group_loop, group_cli, group_sim, group_rest};
+	GROUP((*groups[])) = {group_core, group_loop, group_cli,
+	                      group_sim,  group_rest, group_gateway};
 	int run = 0, failed = 0;
 	const char *filter = getenv("TEST_FILTER");
 	if (filter && *filter)
 		cmocka_set_test_filter(filter);
 	/* In-process modules log only what matters; the binary's own logs are read by tests. */
-	log_threshold = LOGL_WARN;
+	log_threshold = LOGL_ERROR;
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
 		struct group_result r = groups[i]();
 		run += r.run;
