@@ -89,8 +89,8 @@ test: deps
 	@COHORTBRIDGE_BIN=$(BIN) DISCORD_SIM_BIN=$(SIMBIN) sh deploy/pg-dev run $(TESTBIN)
 
 demo: deps
-	@$(MAKE) --no-print-directory $(BIN)
-	@COHORTBRIDGE_BIN=$(BIN) sh deploy/pg-dev run bash deploy/demo
+	@$(MAKE) --no-print-directory $(BIN) $(SIMBIN)
+	@COHORTBRIDGE_BIN=$(BIN) DISCORD_SIM_BIN=$(SIMBIN) sh deploy/pg-dev run bash deploy/demo
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BENCHBIN) $(SIMBIN)

@@ -163,6 +163,35 @@ static struct config *build(const char *path, const json_t *root, struct err *er
 	                : dup_or(json_object_get(dc, "api_url"), "https://discord.com/api/v10");
 	if (!c->mappings_dir || !c->discord_api_url)
 		goto oom;
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} intents[] = {{"GUILDS", 1u << 0},
+	               {"GUILD_MEMBERS", 1u << 1},
+	               {"GUILD_MESSAGES", 1u << 9},
+	               {"DIRECT_MESSAGES", 1u << 12},
+	               {"MESSAGE_CONTENT", 1u << 15},
+	               {"GUILD_SCHEDULED_EVENTS", 1u << 16},
+	               {"GUILD_MESSAGE_POLLS", 1u << 24},
+	               {"DIRECT_MESSAGE_POLLS", 1u << 25}};
+	const json_t *in = json_object_get(dc, "intents");
+	if (json_is_array(in)) {
+		size_t i;
+		const json_t *v;
+		json_array_foreach(in, i, v) {
+			for (size_t k = 0; k < sizeof(intents) / sizeof(intents[0]); k++)
+				if (json_is_string(v) &&
+				    strcmp(json_string_value(v), intents[k].name) == 0)
+					c->discord_intents |= intents[k].bit;
+		}
+	} else {
+		c->discord_intents =
+		    (1u << 0) | (1u << 1) | (1u << 9) | (1u << 12) | (1u << 16) | (1u << 24);
+	}
+	const json_t *comp = json_object_get(dc, "compress");
+	c->discord_compress = comp ? json_is_true(comp) : true;
+	c->discord_global_limit = uint_or(json_object_get(dc, "global_limit"), 50);
+	c->discord_global_window_ms = uint_or(json_object_get(dc, "global_window_ms"), 1000);
 	if (json_array_size(sources)) {
 		c->sources = calloc(json_array_size(sources), sizeof(*c->sources));
 		if (!c->sources)

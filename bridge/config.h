@@ -25,6 +25,9 @@ struct config {
 	unsigned db_connect_timeout_ms;
 	unsigned db_health_interval_ms;
 	char *discord_api_url;
+	unsigned discord_intents;
+	bool discord_compress;
+	unsigned discord_global_limit, discord_global_window_ms;
 	struct source_cfg *sources;
 	size_t nsources;
 };

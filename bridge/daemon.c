@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "version.h"
 #include "db.h"
+#include "discord.h"
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
@@ -21,6 +22,8 @@ struct daemon {
 	struct db *db;
 	struct httpc *httpc;
 	struct httpd *httpd;
+	struct discord *discord;
+	char *token;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_check_t iter;
 	uv_timer_t tick;
@@ -56,12 +59,13 @@ static int health(void *ud, char **body)
 	int db_ok = d->db && db_healthy(d->db, why, sizeof(why));
 	uint64_t since = uv_hrtime() / 1000000 - d->last_tick_ms;
 	int loop_ok = d->last_tick_ms && since < 4 * TICK_MS;
-	int ok = db_ok && loop_ok && d->migrated && !d->stopping;
+	int discord_ok = discord_ready(d->discord);
+	int ok = db_ok && loop_ok && d->migrated && discord_ok && !d->stopping;
 	const char *status = d->stopping ? "stopping" : ok ? "ok" : "unavailable";
-	json_t *j = json_pack("{s:s, s:s, s:{s:{s:b, s:b}, s:{s:b, s:I}}}", "status", status,
-	                      "mode", "health and metrics only (no Discord client in this build)",
-	                      "checks", "database", "ok", db_ok, "migrated", d->migrated, "loop",
-	                      "ok", loop_ok, "lag_ms", (json_int_t)d->lag_ms);
+	json_t *j = json_pack("{s:s, s:{s:{s:b, s:b}, s:{s:b, s:I}, s:{s:b, s:s}}}", "status",
+	                      status, "checks", "database", "ok", db_ok, "migrated", d->migrated,
+	                      "loop", "ok", loop_ok, "lag_ms", (json_int_t)d->lag_ms, "discord",
+	                      "ok", discord_ok, "state", discord_state(d->discord));
 	if (!db_ok)
 		json_object_set_new(json_object_get(json_object_get(j, "checks"), "database"),
 		                    "error", json_string(why[0] ? why : "not connected"));
@@ -125,6 +129,7 @@ static void stop(struct daemon *d, int code)
 	         LOG_NUM(n, "%zu", d->db ? db_pending(d->db) : (size_t)0));
 	audit(d, "stopped", json_pack("{s:i}", "exit_code", d->exit_code));
 	httpd_stop(d->httpd);
+	discord_stop(d->discord);
 	httpc_close(d->httpc);
 	d->httpc = NULL;
 	db_close(d->db, d->cfg->shutdown_timeout_ms, on_db_closed, d);
@@ -187,6 +192,13 @@ static void on_reload(uv_signal_t *s, int signum)
 	audit(d, "config_reloaded", json_pack("{s:s}", "file", nc->path));
 }
 
+static void on_discord_fatal(void *ud, const char *reason)
+{
+	struct daemon *d = ud;
+	log_error("daemon", "Discord cannot be used; stopping", "reason", reason);
+	stop(d, 1);
+}
+
 static void on_migrated(int rc, const struct err *err, const struct migrate_report *r, void *ud)
 {
 	struct daemon *d = ud;
@@ -200,6 +212,13 @@ static void on_migrated(int rc, const struct err *err, const struct migrate_repo
 	log_info("daemon", "database ready", "schema_version",
 	         LOG_NUM(v, "%d", r ? r->known_version : 0));
 	audit(d, "started", json_pack("{s:s}", "version", CB_VERSION));
+	struct err e = {0};
+	d->discord =
+	    discord_start(d->loop, d->httpc, d->db, d->cfg, d->token, on_discord_fatal, d, &e);
+	if (!d->discord) {
+		log_error("daemon", e.msg);
+		stop(d, 1);
+	}
 }
 
 static void on_schema_checked(int rc, const struct err *err, const struct migrate_report *r,
@@ -231,17 +250,17 @@ static int read_secrets(struct daemon *d, char **db_url)
 		                    "shows a complete setup");
 		return -1;
 	}
-	rc = secret_get("DISCORD_TOKEN", &tok, &err);
+	rc = secret_get("DISCORD_TOKEN", &d->token, &err);
 	if (rc < 0) {
 		log_error("daemon", err.msg);
 		return -1;
 	}
-	if (rc == 1)
-		log_warn("discord", "DISCORD_TOKEN is not set; serving health and metrics only");
-	else
-		log_warn("discord",
-		         "no Discord client in this build yet; serving health and metrics only");
-	free(tok);
+	if (rc == 1) {
+		log_error("daemon",
+		          "DISCORD_TOKEN is not set (nor DISCORD_TOKEN_FILE); `make demo` runs "
+		          "the bridge against a local Discord simulator");
+		return -1;
+	}
 	for (size_t i = 0; i < d->cfg->nsources; i++) {
 		const struct source_cfg *s = &d->cfg->sources[i];
 		if (!s->token_env)
@@ -274,6 +293,8 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	metrics.start_ms = uv_now(d.loop);
 
 	if (read_secrets(&d, &db_url) != 0) {
+		free(db_url);
+		free(d.token);
 		config_free(cfg);
 		return 1;
 	}
@@ -322,6 +343,8 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	httpd_free(d.httpd);
+	discord_free(d.discord);
+	free(d.token);
 	config_free(d.cfg);
 	uv_loop_close(d.loop);
 	return d.exit_code;

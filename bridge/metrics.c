@@ -46,7 +46,10 @@ char *metrics_render(uint64_t now_ms)
 	    "# HELP cohortbridge_config_reloads_total Configuration reloads by outcome.\n"
 	    "# TYPE cohortbridge_config_reloads_total counter\n"
 	    "cohortbridge_config_reloads_total{outcome=\"ok\"} %llu\n"
-	    "cohortbridge_config_reloads_total{outcome=\"rejected\"} %llu\n",
+	    "cohortbridge_config_reloads_total{outcome=\"rejected\"} %llu\n"
+	    "# HELP cohortbridge_gateway_dispatches_total Gateway events received.\n"
+	    "# TYPE cohortbridge_gateway_dispatches_total counter\n"
+	    "cohortbridge_gateway_dispatches_total %llu\n",
 	    (double)(now_ms - metrics.start_ms) / 1000.0,
 	    (unsigned long long)metrics.loop_iterations, (unsigned long long)metrics.db_roundtrips,
 	    (unsigned long long)metrics.db_errors, (unsigned long long)metrics.db_connects,
@@ -57,7 +60,8 @@ char *metrics_render(uint64_t now_ms)
 	    (unsigned long long)metrics.http_server_4xx,
 	    (unsigned long long)metrics.http_server_5xx,
 	    (unsigned long long)metrics.config_reloads_ok,
-	    (unsigned long long)metrics.config_reloads_failed);
+	    (unsigned long long)metrics.config_reloads_failed,
+	    (unsigned long long)metrics.gateway_dispatches);
 	fclose(f);
 	return buf;
 }

@@ -17,6 +17,7 @@ struct metrics {
 	uint64_t http_client_net_err;  /* no answer: DNS, connect, TLS, timeout, size cap */
 	uint64_t http_server_2xx, http_server_4xx, http_server_5xx;
 	uint64_t config_reloads_ok, config_reloads_failed;
+	uint64_t gateway_dispatches;
 };
 
 extern struct metrics metrics;

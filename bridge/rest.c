@@ -706,7 +706,7 @@ void rest_free(struct rest *r)
 		r->active = NULL;
 	}
 	/* answers still in flight arrive (or are cancelled by httpc_close) and finish the job */
-	if (r->inflight)
+	if (r->inflight || uv_is_closing((uv_handle_t *)&r->timer))
 		return;
 	uv_close((uv_handle_t *)&r->timer, on_closed);
 }

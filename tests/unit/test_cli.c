@@ -110,14 +110,40 @@ static void test_run_needs_database_url(void **state)
 	free(err);
 }
 
-/* Starts `run` on a fresh database with config text; returns the pid. */
+/* A Discord simulator for the bridges these tests start (one per test). */
+static pid_t sim_pid;
+static int sim_port;
+
+static void start_sim(const char *token)
+{
+	char dir[96];
+	const char *args[] = {"--ratelimits", "fast", "--heartbeat-ms", "500", "--token",
+	                      token,          NULL};
+	sim_pid = th_sim_start(args, &sim_port, dir, sizeof(dir));
+}
+
+static void stop_sim(void)
+{
+	th_sim_stop(sim_pid);
+}
+
+/* Starts `run` on a fresh database with config text against the simulator (started here when
+ * none runs); returns the pid once the bridge is connected to Discord. */
 static pid_t start_bridge(const char *cfg_path, const char *db, const char *const *extra, char *dir,
                           size_t dirsize, int *port)
 {
-	char envdb[1100];
+	char envdb[1100], envapi[128];
+	if (!sim_pid)
+		start_sim("sim-token");
 	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", db);
-	const char *env[16] = {envdb, "DATABASE_URL_FILE", "COHORTBRIDGE_LOG_LEVEL"};
-	int n = 3;
+	snprintf(envapi, sizeof(envapi), "DISCORD_API_URL=http://127.0.0.1:%d/api/v10", sim_port);
+	const char *env[16] = {envdb,
+	                       "DATABASE_URL_FILE",
+	                       "COHORTBRIDGE_LOG_LEVEL",
+	                       "DISCORD_TOKEN=sim-token",
+	                       "DISCORD_TOKEN_FILE",
+	                       envapi};
+	int n = 6;
 	for (const char *const *e = extra; e && *e && n < 15; e++)
 		env[n++] = *e;
 	env[n] = NULL;
@@ -126,7 +152,16 @@ static pid_t start_bridge(const char *cfg_path, const char *db, const char *cons
 	*port = th_listen_port(dir, 10000);
 	assert_true(*port > 0);
 	assert_true(th_wait_for(dir, "stderr", "database ready", 10000));
+	assert_true(th_wait_for(dir, "stderr", "mod=gateway msg=", 10000));
 	return pid;
+}
+
+static void end_bridge(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	assert_int_equal(th_wait(pid, 10000), 0);
+	stop_sim();
+	sim_pid = 0;
 }
 
 static void test_reload_and_graceful_shutdown(void **state)
@@ -173,8 +208,7 @@ static void test_reload_and_graceful_shutdown(void **state)
 	kill(pid, SIGHUP);
 	assert_true(th_wait_for(dir, "stderr", "configuration reloaded", 5000));
 
-	kill(pid, SIGTERM);
-	assert_int_equal(th_wait(pid, 10000), 0);
+	end_bridge(pid);
 	log = th_read(dir, "stderr");
 	assert_non_null(strstr(log, "msg=stopped"));
 	free(log);
@@ -215,8 +249,7 @@ static void test_health_follows_database(void **state)
 		st = th_http_get(port, "/healthz", NULL);
 	}
 	assert_int_equal(st, 200);
-	kill(pid, SIGTERM);
-	assert_int_equal(th_wait(pid, 10000), 0);
+	end_bridge(pid);
 }
 
 /* A canary in every secret, the most verbose level, start, errors, reload and shutdown: the
@@ -236,24 +269,30 @@ static void test_secrets_never_logged(void **state)
 	char tokenv[600];
 	snprintf(tokenv, sizeof(tokenv), "CANVAS_T_FILE=%s", tokfile);
 	const char *extra[] = {"DISCORD_TOKEN=canary-discord-9f3c", tokenv, NULL};
-	char envdb[1300];
+	char envdb[1300], envapi[128];
+	start_sim("canary-discord-9f3c");
 	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", dburl);
+	snprintf(envapi, sizeof(envapi), "DISCORD_API_URL=http://127.0.0.1:%d/api/v10", sim_port);
 	const char *env[] = {
-	    envdb, "DATABASE_URL_FILE", "COHORTBRIDGE_LOG_LEVEL=trace", extra[0], extra[1], NULL};
+	    envdb, "DATABASE_URL_FILE", "COHORTBRIDGE_LOG_LEVEL=trace", extra[0], extra[1], envapi,
+	    NULL};
 	const char *a[] = {"", "--config", cfg, "run", NULL};
 	pid_t pid = th_spawn(a, env, dir, sizeof(dir));
 	port = th_listen_port(dir, 10000);
 	assert_true(port > 0);
 	assert_true(th_wait_for(dir, "stderr", "database ready", 10000));
+	assert_true(th_wait_for(dir, "stderr", "mod=gateway msg=ready", 10000));
 	th_http_get(port, "/healthz", NULL);
 	th_http_get(port, "/metrics", NULL);
+	/* a dropped gateway connection and a resume, at trace */
+	th_sim_call(sim_port, "POST", "/_sim/gateway/drop", "{}", NULL);
+	assert_true(th_wait_for(dir, "stderr", "mod=gateway msg=resumed", 10000));
 	FILE *f = fopen(cfg, "w");
 	fputs("{\"sources\": 1}", f);
 	fclose(f);
 	kill(pid, SIGHUP);
 	assert_true(th_wait_for(dir, "stderr", "configuration rejected", 5000));
-	kill(pid, SIGTERM);
-	assert_int_equal(th_wait(pid, 10000), 0);
+	end_bridge(pid);
 
 	/* an unreachable database with the canary in its URL, at trace */
 	const char *env2[] = {"DATABASE_URL=postgresql://u:canary-db-5b1e@127.0.0.1:1/x",
@@ -275,6 +314,70 @@ static void test_secrets_never_logged(void **state)
 	free(s);
 }
 
+/* The bridge keeps its gateway session in PostgreSQL: a restart resumes, no second IDENTIFY. */
+static void test_bridge_resumes_after_restart(void **state)
+{
+	char db[1024], dir[64], dir2[64];
+	int port;
+	th_fresh_db(db, sizeof(db));
+	const char *cfg =
+	    th_write_file(0, "cohortbridge.json", "{\"http\": {\"listen\": \"127.0.0.1:0\"}}");
+	pid_t pid = start_bridge(cfg, db, NULL, dir, sizeof(dir), &port);
+	assert_true(th_wait_for(dir, "stderr", "mod=gateway msg=ready", 10000));
+	char *body = NULL;
+	assert_int_equal(th_http_get(port, "/healthz", &body), 200);
+	assert_non_null(strstr(body, "\"discord\":{\"ok\":true,\"state\":\"ready\"}"));
+	free(body);
+	/* something happens while no bridge runs */
+	kill(pid, SIGTERM);
+	assert_int_equal(th_wait(pid, 10000), 0);
+	assert_int_equal(
+	    th_sim_call(sim_port, "POST", "/_sim/members", "{\"username\": \"meanwhile\"}", NULL),
+	    200);
+	pid = start_bridge(cfg, db, NULL, dir2, sizeof(dir2), &port);
+	assert_true(th_wait_for(dir2, "stderr", "mod=gateway msg=resumed", 10000));
+	json_t *st = NULL;
+	th_sim_call(sim_port, "GET", "/_sim/stats", NULL, &st);
+	json_t *gw = json_object_get(st, "gateway");
+	assert_int_equal(json_integer_value(json_object_get(gw, "identifies")), 1);
+	assert_int_equal(json_integer_value(json_object_get(gw, "resumes")), 1);
+	assert_true(json_integer_value(json_object_get(gw, "events_replayed")) >= 1);
+	json_decref(st);
+	end_bridge(pid);
+}
+
+/* Without a token, or with a wrong one, the bridge says so and exits non-zero. */
+static void test_bridge_needs_a_working_token(void **state)
+{
+	char db[1024], dir[64], envdb[1100], envapi[128];
+	th_fresh_db(db, sizeof(db));
+	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", db);
+	const char *a[] = {"", "run", NULL};
+	assert_int_equal(
+	    th_run(a, (const char *[]){envdb, "DISCORD_TOKEN", "DISCORD_TOKEN_FILE", NULL}, dir,
+	           sizeof(dir)),
+	    1);
+	char *err = th_read(dir, "stderr");
+	assert_non_null(strstr(err, "DISCORD_TOKEN is not set"));
+	assert_non_null(strstr(err, "make demo"));
+	free(err);
+
+	start_sim("sim-token");
+	snprintf(envapi, sizeof(envapi), "DISCORD_API_URL=http://127.0.0.1:%d/api/v10", sim_port);
+	const char *cfg =
+	    th_write_file(0, "cohortbridge.json", "{\"http\": {\"listen\": \"127.0.0.1:0\"}}");
+	const char *b[] = {"", "--config", cfg, "run", NULL};
+	assert_int_equal(th_run(b,
+	                        (const char *[]){envdb, "DISCORD_TOKEN=wrong-token", envapi, NULL},
+	                        dir, sizeof(dir)),
+	                 1);
+	err = th_read(dir, "stderr");
+	assert_non_null(strstr(err, "rejected DISCORD_TOKEN (401"));
+	free(err);
+	stop_sim();
+	sim_pid = 0;
+}
+
 GROUP(group_cli)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,6 +387,8 @@ GROUP(group_cli)
 	    cmocka_unit_test(test_reload_and_graceful_shutdown),
 	    cmocka_unit_test(test_health_follows_database),
 	    cmocka_unit_test(test_secrets_never_logged),
+	    cmocka_unit_test(test_bridge_resumes_after_restart),
+	    cmocka_unit_test(test_bridge_needs_a_working_token),
 	};
 	return RUN_GROUP(tests);
 }

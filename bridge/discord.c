@@ -1,0 +1,258 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "discord.h"
+#include "gateway.h"
+#include "log.h"
+#include "metrics.h"
+
+#define SAVE_EVERY_MS 2000
+#define SHARD         0
+
+struct discord {
+	uv_loop_t *loop;
+	struct db *db;
+	struct rest *rest;
+	struct gw *gw;
+	unsigned intents, global_limit, global_window_ms;
+	int compress;
+	char *token;
+	char *gateway_url;
+	unsigned identify_remaining, identify_reset_ms;
+	discord_fatal_cb fatal;
+	void *ud;
+	const char *state;
+	long saved_seq;
+	uv_timer_t save_timer, retry_timer;
+	int stopping, handles;
+};
+
+static void fetch_gateway(struct discord *d);
+
+static void on_saved(PGresult *res, const struct err *err, void *ud)
+{
+	if (err)
+		log_warn("discord", "could not save the gateway session", "error", err->msg);
+}
+
+/* Keeps the session in PostgreSQL, so that a restart resumes instead of identifying. */
+static void save_session(struct discord *d)
+{
+	char seq[24], shard[8];
+	if (!d->gw || !gw_session_id(d->gw) || !gw_resume_url(d->gw) ||
+	    gw_seq(d->gw) == d->saved_seq)
+		return;
+	d->saved_seq = gw_seq(d->gw);
+	snprintf(seq, sizeof(seq), "%ld", d->saved_seq);
+	snprintf(shard, sizeof(shard), "%d", SHARD);
+	const char *p[] = {shard, gw_session_id(d->gw), seq, gw_resume_url(d->gw)};
+	db_query(d->db,
+	         "INSERT INTO gateway_sessions (shard_id, session_id, seq, resume_url) "
+	         "VALUES ($1, $2, $3, $4) ON CONFLICT (shard_id) DO UPDATE SET "
+	         "session_id = excluded.session_id, seq = excluded.seq, "
+	         "resume_url = excluded.resume_url, updated_at = now()",
+	         4, p, on_saved, d, NULL);
+}
+
+static void on_save_timer(uv_timer_t *t)
+{
+	save_session(t->data);
+}
+
+static void on_dispatch(void *ud, const char *t, json_t *data, long seq)
+{
+	metrics.gateway_dispatches++;
+}
+
+static void on_state(void *ud, enum gw_state st, const char *why)
+{
+	struct discord *d = ud;
+	switch (st) {
+	case GW_CONNECTING:
+		d->state = "connecting";
+		break;
+	case GW_READY:
+		d->state = "ready";
+		break;
+	case GW_DOWN:
+		d->state = "down";
+		break;
+	case GW_FATAL:
+		d->state = "stopped";
+		if (d->fatal && !d->stopping)
+			d->fatal(d->ud, why);
+		break;
+	}
+}
+
+static void start_gateway(struct discord *d, const char *session, long seq, const char *resume)
+{
+	struct err err = {0};
+	struct gw_opts o = {.url = d->gateway_url,
+	                    .token = d->token,
+	                    .intents = d->intents,
+	                    .compress = d->compress,
+	                    .identify_remaining = d->identify_remaining,
+	                    .identify_reset_ms = d->identify_reset_ms};
+	struct gw_handler h = {on_dispatch, on_state};
+	d->gw = gw_new(d->loop, &o, &h, d, &err);
+	if (!d->gw) {
+		if (d->fatal)
+			d->fatal(d->ud, err.msg);
+		return;
+	}
+	if (session && resume) {
+		gw_restore(d->gw, session, seq, resume);
+		d->saved_seq = seq;
+		log_info("discord", "resuming the saved gateway session");
+	}
+	if (gw_start(d->gw, &err) != 0 && d->fatal)
+		d->fatal(d->ud, err.msg);
+	uv_timer_start(&d->save_timer, on_save_timer, SAVE_EVERY_MS, SAVE_EVERY_MS);
+}
+
+static void on_session_loaded(PGresult *res, const struct err *err, void *ud)
+{
+	struct discord *d = ud;
+	if (d->stopping)
+		return;
+	if (err || !res || PQntuples(res) == 0) {
+		if (err)
+			log_warn("discord", "could not read the saved gateway session", "error",
+			         err->msg);
+		start_gateway(d, NULL, 0, NULL);
+		return;
+	}
+	start_gateway(d, PQgetvalue(res, 0, 0), strtol(PQgetvalue(res, 0, 1), NULL, 10),
+	              PQgetvalue(res, 0, 2));
+}
+
+static void on_retry(uv_timer_t *t)
+{
+	fetch_gateway(t->data);
+}
+
+static void on_gateway_bot(const struct rest_result *r, void *ud)
+{
+	struct discord *d = ud;
+	char shard[8];
+	if (d->stopping)
+		return;
+	if (r->status == 401) {
+		if (d->fatal)
+			d->fatal(d->ud,
+			         "Discord rejected DISCORD_TOKEN (401 Unauthorized): check the bot "
+			         "token");
+		return;
+	}
+	const char *url = json_string_value(json_object_get(r->body, "url"));
+	if (r->status != 200 || !url) {
+		log_warn("discord", "cannot get the gateway address; trying again in 5 s", "error",
+		         r->err.msg[0] ? r->err.msg : "no url in the answer");
+		uv_timer_start(&d->retry_timer, on_retry, 5000, 0);
+		return;
+	}
+	json_t *limit = json_object_get(r->body, "session_start_limit");
+	d->identify_remaining = (unsigned)json_integer_value(json_object_get(limit, "remaining"));
+	d->identify_reset_ms = (unsigned)json_integer_value(json_object_get(limit, "reset_after"));
+	free(d->gateway_url);
+	d->gateway_url = strdup(url);
+	snprintf(shard, sizeof(shard), "%d", SHARD);
+	const char *p[] = {shard};
+	if (db_query(d->db,
+	             "SELECT session_id, seq, resume_url FROM gateway_sessions WHERE shard_id = $1",
+	             1, p, on_session_loaded, d, NULL) != 0)
+		start_gateway(d, NULL, 0, NULL);
+}
+
+static void fetch_gateway(struct discord *d)
+{
+	struct err err = {0};
+	d->state = "connecting";
+	if (rest_send(d->rest, "GET", "/gateway/bot", NULL, NULL, NULL, 0, on_gateway_bot, d, &err))
+		log_error("discord", err.msg);
+}
+
+struct discord *discord_start(uv_loop_t *loop, struct httpc *http, struct db *db,
+                              const struct config *cfg, const char *token, discord_fatal_cb fatal,
+                              void *ud, struct err *err)
+{
+	struct discord *d = calloc(1, sizeof(*d));
+	if (!d || !(d->token = strdup(token))) {
+		free(d);
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	d->loop = loop;
+	d->db = db;
+	/* copied: a reload replaces the configuration under us */
+	d->intents = cfg->discord_intents;
+	d->compress = cfg->discord_compress;
+	d->fatal = fatal;
+	d->ud = ud;
+	d->state = "starting";
+	d->saved_seq = -1;
+	struct rest_opts o = {.base_url = cfg->discord_api_url,
+	                      .token = token,
+	                      .global_limit = cfg->discord_global_limit,
+	                      .global_window_ms = cfg->discord_global_window_ms};
+	d->rest = rest_new(loop, http, &o, err);
+	if (!d->rest) {
+		free(d->token);
+		free(d);
+		return NULL;
+	}
+	uv_timer_init(loop, &d->save_timer);
+	uv_timer_init(loop, &d->retry_timer);
+	d->save_timer.data = d->retry_timer.data = d;
+	d->handles = 2;
+	fetch_gateway(d);
+	return d;
+}
+
+const char *discord_state(const struct discord *d)
+{
+	return d ? d->state : "stopped";
+}
+
+int discord_ready(const struct discord *d)
+{
+	return d && strcmp(d->state, "ready") == 0;
+}
+
+struct rest *discord_rest(struct discord *d)
+{
+	return d->rest;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct discord *d = h->data;
+	d->handles--;
+}
+
+void discord_stop(struct discord *d)
+{
+	if (!d || d->stopping)
+		return;
+	d->stopping = 1;
+	save_session(d);
+	uv_close((uv_handle_t *)&d->save_timer, on_closed);
+	uv_close((uv_handle_t *)&d->retry_timer, on_closed);
+	if (d->gw)
+		gw_close(d->gw);
+	rest_free(d->rest);
+	d->rest = NULL;
+	d->state = "stopped";
+}
+
+void discord_free(struct discord *d)
+{
+	if (!d)
+		return;
+	gw_free(d->gw);
+	free(d->gateway_url);
+	free(d->token);
+	free(d);
+}

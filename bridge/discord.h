@@ -1,0 +1,34 @@
+#ifndef CB_DISCORD_H
+#define CB_DISCORD_H
+#include <uv.h>
+
+#include "config.h"
+#include "db.h"
+#include "err.h"
+#include "httpc.h"
+#include "rest.h"
+
+/* The daemon's connection to Discord: the REST client, GET /gateway/bot, and the gateway
+ * client, whose session is kept in PostgreSQL so a restarted process resumes it. */
+
+struct discord;
+
+/* Called once when Discord cannot be used as configured (a rejected token, disallowed
+ * intents ...); reason names the cause. */
+typedef void (*discord_fatal_cb)(void *ud, const char *reason);
+
+struct discord *discord_start(uv_loop_t *loop, struct httpc *http, struct db *db,
+                              const struct config *cfg, const char *token, discord_fatal_cb fatal,
+                              void *ud, struct err *err);
+
+/* "starting", "connecting", "ready", "down" or "stopped". */
+const char *discord_state(const struct discord *d);
+int discord_ready(const struct discord *d);
+struct rest *discord_rest(struct discord *d);
+
+/* Saves the session (a queued database write) and closes; the loop must run down, then
+ * discord_free. */
+void discord_stop(struct discord *d);
+void discord_free(struct discord *d);
+
+#endif
