@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "discord.h"
 #include "gateway.h"
 #include "log.h"
@@ -24,6 +25,8 @@ struct discord {
 	void *ud;
 	const char *state;
 	long saved_seq;
+	struct cache *cache;
+	json_t *chunk_retry; /* guild id -> when (loop ms) to ask for its members again */
 	uv_timer_t save_timer, retry_timer;
 	int stopping, handles;
 };
@@ -60,9 +63,139 @@ static void on_save_timer(uv_timer_t *t)
 	save_session(t->data);
 }
 
+/* Asks for every member of a guild (op 8); the answer comes as GUILD_MEMBERS_CHUNK events. */
+static void request_members(struct discord *d, const char *guild_id)
+{
+	if (!(d->intents & (1u << 1)) || !d->gw)
+		return;
+	char nonce[40];
+	snprintf(nonce, sizeof(nonce), "m%s", guild_id);
+	json_t *req = json_pack("{s:s, s:s, s:i, s:s}", "guild_id", guild_id, "query", "", "limit",
+	                        0, "nonce", nonce);
+	gw_send(d->gw, 8, req);
+	json_decref(req);
+}
+
+static void on_chunk_retry(uv_timer_t *t)
+{
+	struct discord *d = t->data;
+	const char *gid;
+	json_t *when;
+	void *tmp;
+	uint64_t now = uv_now(d->loop), next = 0;
+	json_object_foreach_safe(d->chunk_retry, tmp, gid, when) {
+		uint64_t at = (uint64_t)json_integer_value(when);
+		if (at <= now) {
+			request_members(d, gid);
+			json_object_del(d->chunk_retry, gid);
+		} else if (!next || at < next) {
+			next = at;
+		}
+	}
+	if (next)
+		uv_timer_start(&d->retry_timer, on_chunk_retry, next - now, 0);
+}
+
+/* A process that resumed a session gets no GUILD_CREATE: it reads its guilds over REST and
+ * asks for their members, so that its cache is complete all the same. */
+struct refill {
+	struct discord *d;
+	json_t *guild; /* the GUILD_CREATE it assembles */
+	int waiting;
+};
+
+static void refill_done(struct refill *f)
+{
+	struct discord *d = f->d;
+	if (!d->stopping) {
+		cache_apply(d->cache, "GUILD_CREATE", f->guild);
+		request_members(d, json_string_value(json_object_get(f->guild, "id")));
+	}
+	json_decref(f->guild);
+	free(f);
+}
+
+static void on_refill_part(const struct rest_result *r, void *ud)
+{
+	struct refill *f = ud;
+	if (r->status == 200 && json_is_array(r->body))
+		json_object_set(f->guild, "channels", r->body);
+	else if (r->status == 200 && json_is_object(r->body))
+		json_object_set(f->guild, "roles", json_object_get(r->body, "roles"));
+	else
+		log_warn("discord", "cannot read a guild after resuming", "error", r->err.msg);
+	if (--f->waiting == 0)
+		refill_done(f);
+}
+
+static void on_my_guilds(const struct rest_result *r, void *ud)
+{
+	struct discord *d = ud;
+	size_t i;
+	json_t *g;
+	if (r->status != 200 || d->stopping) {
+		log_warn("discord", "cannot list the bot's guilds after resuming", "error",
+		         r->err.msg);
+		return;
+	}
+	json_array_foreach(r->body, i, g) {
+		const char *gid = json_string_value(json_object_get(g, "id"));
+		if (!gid)
+			continue;
+		struct refill *f = calloc(1, sizeof(*f));
+		if (!f)
+			return;
+		f->d = d;
+		f->guild =
+		    json_pack("{s:s, s:[], s:[], s:[]}", "id", gid, "roles", "channels", "members");
+		f->waiting = 2;
+		const char *args[] = {gid, NULL};
+		struct err e = {0};
+		if (rest_send(d->rest, "GET", "/guilds/{guild_id}", args, NULL, NULL, 0,
+		              on_refill_part, f, &e) ||
+		    rest_send(d->rest, "GET", "/guilds/{guild_id}/channels", args, NULL, NULL, 0,
+		              on_refill_part, f, &e)) {
+			log_warn("discord", e.msg);
+			json_decref(f->guild);
+			free(f); /* nothing of it was queued, or the REST client is shutting down */
+			return;
+		}
+	}
+}
+
 static void on_dispatch(void *ud, const char *t, json_t *data, long seq)
 {
+	struct discord *d = ud;
 	metrics.gateway_dispatches++;
+	cache_apply(d->cache, t, data);
+	if (strcmp(t, "GUILD_CREATE") == 0) {
+		const char *gid = json_string_value(json_object_get(data, "id"));
+		if (gid)
+			request_members(d, gid);
+	} else if (strcmp(t, "RESUMED") == 0 && cache_guild_count(d->cache) == 0) {
+		struct err e = {0};
+		if (rest_send(d->rest, "GET", "/users/@me/guilds", NULL, NULL, NULL, 0,
+		              on_my_guilds, d, &e))
+			log_warn("discord", e.msg);
+	} else if (strcmp(t, "RATE_LIMITED") == 0 &&
+	           json_integer_value(json_object_get(data, "opcode")) == 8) {
+		/* one all-members request per guild every 30 s: ask again when allowed */
+		const char *gid =
+		    json_string_value(json_object_get(json_object_get(data, "meta"), "guild_id"));
+		double after = json_number_value(json_object_get(data, "retry_after"));
+		uint64_t ms = (uint64_t)(after * 1000.0) + 100;
+		if (gid) {
+			json_object_set_new(
+			    d->chunk_retry, gid,
+			    json_integer((json_int_t)uv_now(d->loop) + (json_int_t)ms));
+			uv_timer_start(&d->retry_timer, on_chunk_retry, ms, 0);
+		}
+	}
+	size_t members = 0;
+	for (size_t i = 0; i < cache_guild_count(d->cache); i++)
+		members += cache_member_count(d->cache, cache_guild_id(d->cache, i));
+	metrics.cache_members = members;
+	metrics.cache_bytes = cache_bytes(d->cache);
 }
 
 static void on_state(void *ud, enum gw_state st, const char *why)
@@ -193,6 +326,8 @@ struct discord *discord_start(uv_loop_t *loop, struct httpc *http, struct db *db
 	d->ud = ud;
 	d->state = "starting";
 	d->saved_seq = -1;
+	d->cache = cache_new();
+	d->chunk_retry = json_object();
 	struct rest_opts o = {.base_url = cfg->discord_api_url,
 	                      .token = token,
 	                      .global_limit = cfg->discord_global_limit,
@@ -252,6 +387,8 @@ void discord_free(struct discord *d)
 	if (!d)
 		return;
 	gw_free(d->gw);
+	cache_free(d->cache);
+	json_decref(d->chunk_retry);
 	free(d->gateway_url);
 	free(d->token);
 	free(d);

@@ -46,6 +46,7 @@ struct gw {
 	int dropping;
 	const char *drop_reason;
 	unsigned identify_delay_ms; /* op 9 false: 1-5 s before identifying again */
+	unsigned resume_failures;   /* connections to the resume address that failed */
 	/* sending */
 	struct frame *head, *tail;
 	uint64_t sends[SEND_LIMIT];
@@ -504,6 +505,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (!g)
 			return -1;
 		g->cs = C_OPEN;
+		g->resume_failures = 0;
 		g->st.connects++;
 		g->rxlen = 0;
 		if (g->o.compress) {
@@ -533,6 +535,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			snprintf(why, sizeof(why), "cannot connect to the gateway: %s",
 			         in ? (const char *)in : "unknown error");
 			lws_set_opaque_user_data(wsi, NULL);
+			/* a resume address that cannot be reached twice in a row is given up: the
+			 * next attempt identifies on the main gateway address */
+			if (g->session_id && ++g->resume_failures >= 2) {
+				free(g->session_id);
+				g->session_id = NULL;
+				g->seq = 0;
+				g->resume_failures = 0;
+			}
 			connection_ended(g, why);
 		}
 		return 0;

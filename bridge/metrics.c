@@ -49,7 +49,13 @@ char *metrics_render(uint64_t now_ms)
 	    "cohortbridge_config_reloads_total{outcome=\"rejected\"} %llu\n"
 	    "# HELP cohortbridge_gateway_dispatches_total Gateway events received.\n"
 	    "# TYPE cohortbridge_gateway_dispatches_total counter\n"
-	    "cohortbridge_gateway_dispatches_total %llu\n",
+	    "cohortbridge_gateway_dispatches_total %llu\n"
+	    "# HELP cohortbridge_cache_members Guild members held in the cache.\n"
+	    "# TYPE cohortbridge_cache_members gauge\n"
+	    "cohortbridge_cache_members %llu\n"
+	    "# HELP cohortbridge_cache_bytes Bytes the cache's structures hold.\n"
+	    "# TYPE cohortbridge_cache_bytes gauge\n"
+	    "cohortbridge_cache_bytes %llu\n",
 	    (double)(now_ms - metrics.start_ms) / 1000.0,
 	    (unsigned long long)metrics.loop_iterations, (unsigned long long)metrics.db_roundtrips,
 	    (unsigned long long)metrics.db_errors, (unsigned long long)metrics.db_connects,
@@ -61,7 +67,8 @@ char *metrics_render(uint64_t now_ms)
 	    (unsigned long long)metrics.http_server_5xx,
 	    (unsigned long long)metrics.config_reloads_ok,
 	    (unsigned long long)metrics.config_reloads_failed,
-	    (unsigned long long)metrics.gateway_dispatches);
+	    (unsigned long long)metrics.gateway_dispatches,
+	    (unsigned long long)metrics.cache_members, (unsigned long long)metrics.cache_bytes);
 	fclose(f);
 	return buf;
 }

@@ -18,6 +18,7 @@ struct metrics {
 	uint64_t http_server_2xx, http_server_4xx, http_server_5xx;
 	uint64_t config_reloads_ok, config_reloads_failed;
 	uint64_t gateway_dispatches;
+	uint64_t cache_members, cache_bytes;
 };
 
 extern struct metrics metrics;

@@ -526,9 +526,11 @@ static void on_request_members(struct gwconn *c, json_t *d)
 			return;
 		}
 		uint64_t now = now_ms();
-		if (g->last_all_members_ms && now - g->last_all_members_ms < 30000 &&
+		uint64_t window = sim.opts.ratelimits == RL_FAST ? 300 : 30000; /* fast: 1/100 */
+		if (g->last_all_members_ms && now - g->last_all_members_ms < window &&
 		    sim.opts.ratelimits != RL_OFF) {
-			double retry = (30000.0 - (double)(now - g->last_all_members_ms)) / 1000.0;
+			double retry =
+			    ((double)window - (double)(now - g->last_all_members_ms)) / 1000.0;
 			json_t *rl = json_pack("{s:i, s:f, s:{s:s}}", "opcode", 8, "retry_after",
 			                       retry, "meta", "guild_id",
 			                       json_string_value(json_object_get(g->obj, "id")));

@@ -132,7 +132,7 @@ async def main():
         check(total == g["member_count"], f"chunks hold {total} members, want {g['member_count']}")
         check(all(len(ch["members"]) <= 1000 and ch["nonce"] == "n1" for ch in chunks), "chunk size or nonce")
         check(len(chunks) == (total + 999) // 1000, "chunk_count")
-        # the 30 s rule
+        # the 30 s rule (300 ms with --ratelimits fast)
         await c.send(8, {"guild_id": g["id"], "query": "", "limit": 0, "nonce": "n2"})
         p = await c.until(lambda p: p.get("t") in ("RATE_LIMITED", "GUILD_MEMBERS_CHUNK"))
         check(p.get("t") == "RATE_LIMITED" and p["d"]["opcode"] == 8 and p["d"]["meta"]["nonce"] == "n2",

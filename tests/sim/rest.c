@@ -139,6 +139,25 @@ static void h_user(struct ctx *x)
 		reply(x, 200, json_deep_copy(u));
 }
 
+static void h_my_guilds(struct ctx *x)
+{
+	json_t *out = json_array();
+	for (size_t i = 0; i < sim.w.nguilds; i++) {
+		struct guild *g = &sim.w.guilds[i];
+		char perms[32];
+		snprintf(perms, sizeof(perms), "%llu",
+		         (unsigned long long)world_perms(g, x->bot_id, NULL));
+		const char *owner = json_string_value(json_object_get(g->obj, "owner_id"));
+		json_array_append_new(out,
+		                      json_pack("{s:O, s:O, s:n, s:b, s:s, s:[]}", "id",
+		                                json_object_get(g->obj, "id"), "name",
+		                                json_object_get(g->obj, "name"), "icon", "owner",
+		                                owner && strcmp(owner, x->bot_id) == 0,
+		                                "permissions", perms, "features"));
+	}
+	reply(x, 200, out);
+}
+
 static void h_application(struct ctx *x)
 {
 	json_t *a = json_deep_copy(sim.w.app);
@@ -808,6 +827,7 @@ static const struct route routes[] = {
     {"GET", "users/@me", h_me, 0},
     {"GET", "users/{user_id}", h_user, 0},
     {"POST", "users/@me/channels", h_dm_create, 0},
+    {"GET", "users/@me/guilds", h_my_guilds, 0},
     {"GET", "applications/@me", h_application, 0},
     {"GET", "oauth2/applications/@me", h_application, 0},
     {"GET", "guilds/{guild_id}", h_guild, 0},

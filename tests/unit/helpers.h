@@ -24,6 +24,7 @@ GROUP(group_cli);
 GROUP(group_sim);
 GROUP(group_rest);
 GROUP(group_gateway);
+GROUP(group_cache);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);

@@ -1,0 +1,461 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+
+#define MAX_ROLES 250 /* Discord's limit: a role index fits a byte */
+
+struct role {
+	uint64_t id;
+	uint32_t name; /* arena offset */
+	int32_t position;
+	uint64_t permissions;
+};
+
+struct channel {
+	uint64_t id, parent_id;
+	uint32_t name;
+	uint8_t type;
+};
+
+/* 24 bytes. Roles live in the arena as nroles one-byte indexes. */
+struct member {
+	uint64_t user_id;
+	uint32_t name, nick; /* arena offsets; nick 0: none */
+	uint32_t roles;
+	uint8_t nroles;
+	uint8_t used; /* 0: an empty or removed slot */
+};
+
+struct guild {
+	uint64_t id;
+	struct role *roles;
+	size_t nroles;
+	struct channel *channels;
+	size_t nchannels, chcap;
+	struct member *members; /* open addressing by user id */
+	size_t mcap, mcount;
+	char *arena; /* strings and role lists; offset 0 is the empty string */
+	size_t alen, acap;
+	int chunks_seen, chunk_count;
+};
+
+struct cache {
+	struct guild *guilds;
+	size_t n, cap;
+};
+
+static uint64_t snowflake(json_t *v)
+{
+	const char *s = json_string_value(v);
+	if (s)
+		return strtoull(s, NULL, 10);
+	return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+}
+
+static uint32_t arena_put(struct guild *g, const void *p, size_t n, int nul)
+{
+	size_t need = g->alen + n + (nul ? 1 : 0);
+	if (need > g->acap) {
+		size_t cap = g->acap ? g->acap * 2 : 4096;
+		while (cap < need)
+			cap *= 2;
+		char *a = realloc(g->arena, cap);
+		if (!a)
+			return 0;
+		g->arena = a;
+		g->acap = cap;
+	}
+	if (!g->alen) {
+		g->arena[0] = '\0'; /* offset 0: "" */
+		g->alen = 1;
+		need++;
+	}
+	uint32_t off = (uint32_t)g->alen;
+	memcpy(g->arena + off, p, n);
+	if (nul)
+		g->arena[off + n] = '\0';
+	g->alen = off + n + (nul ? 1 : 0);
+	return off;
+}
+
+static uint32_t arena_str(struct guild *g, const char *s)
+{
+	return s && *s ? arena_put(g, s, strlen(s), 1) : 0;
+}
+
+struct cache *cache_new(void)
+{
+	return calloc(1, sizeof(struct cache));
+}
+
+static void guild_clear(struct guild *g)
+{
+	free(g->roles);
+	free(g->channels);
+	free(g->members);
+	free(g->arena);
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		guild_clear(&c->guilds[i]);
+	free(c->guilds);
+	free(c);
+}
+
+static struct guild *find_guild(const struct cache *c, uint64_t id)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->guilds[i].id == id)
+			return &c->guilds[i];
+	return NULL;
+}
+
+static struct guild *get_guild(struct cache *c, uint64_t id)
+{
+	struct guild *g = find_guild(c, id);
+	if (g || !id)
+		return g;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 4;
+		struct guild *n = realloc(c->guilds, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		c->guilds = n;
+		c->cap = cap;
+	}
+	g = &c->guilds[c->n++];
+	memset(g, 0, sizeof(*g));
+	g->id = id;
+	return g;
+}
+
+static int role_index(const struct guild *g, uint64_t id)
+{
+	for (size_t i = 0; i < g->nroles; i++)
+		if (g->roles[i].id == id)
+			return (int)i;
+	return -1;
+}
+
+static void set_role(struct guild *g, json_t *r)
+{
+	uint64_t id = snowflake(json_object_get(r, "id"));
+	int i = role_index(g, id);
+	if (i < 0) {
+		if (g->nroles >= MAX_ROLES)
+			return;
+		struct role *n = realloc(g->roles, (g->nroles + 1) * sizeof(*n));
+		if (!n)
+			return;
+		g->roles = n;
+		i = (int)g->nroles++;
+	}
+	struct role *ro = &g->roles[i];
+	ro->id = id;
+	ro->name = arena_str(g, json_string_value(json_object_get(r, "name")));
+	ro->position = (int32_t)json_integer_value(json_object_get(r, "position"));
+	ro->permissions = snowflake(json_object_get(r, "permissions"));
+}
+
+static void set_channel(struct guild *g, json_t *ch)
+{
+	uint64_t id = snowflake(json_object_get(ch, "id"));
+	size_t i = 0;
+	while (i < g->nchannels && g->channels[i].id != id)
+		i++;
+	if (i == g->nchannels) {
+		if (g->nchannels == g->chcap) {
+			size_t cap = g->chcap ? g->chcap * 2 : 16;
+			struct channel *n = realloc(g->channels, cap * sizeof(*n));
+			if (!n)
+				return;
+			g->channels = n;
+			g->chcap = cap;
+		}
+		g->nchannels++;
+	}
+	struct channel *c = &g->channels[i];
+	c->id = id;
+	c->parent_id = snowflake(json_object_get(ch, "parent_id"));
+	c->type = (uint8_t)json_integer_value(json_object_get(ch, "type"));
+	c->name = arena_str(g, json_string_value(json_object_get(ch, "name")));
+}
+
+static void remove_channel(struct guild *g, uint64_t id)
+{
+	for (size_t i = 0; i < g->nchannels; i++)
+		if (g->channels[i].id == id) {
+			g->channels[i] = g->channels[--g->nchannels];
+			return;
+		}
+}
+
+static size_t slot(const struct guild *g, uint64_t user)
+{
+	uint64_t h = user * 0x9E3779B97F4A7C15ull;
+	return (size_t)(h >> 17) & (g->mcap - 1);
+}
+
+static struct member *find_member(const struct guild *g, uint64_t user)
+{
+	if (!g->mcap)
+		return NULL;
+	for (size_t i = slot(g, user);; i = (i + 1) & (g->mcap - 1)) {
+		struct member *m = &g->members[i];
+		if (!m->used || m->user_id == user)
+			return m;
+	}
+}
+
+static int grow_members(struct guild *g)
+{
+	size_t cap = g->mcap ? g->mcap * 2 : 64;
+	struct member *old = g->members;
+	size_t oldcap = g->mcap;
+	g->members = calloc(cap, sizeof(*g->members));
+	if (!g->members) {
+		g->members = old;
+		return -1;
+	}
+	g->mcap = cap;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].used == 1)
+			*find_member(g, old[i].user_id) = old[i];
+	free(old);
+	return 0;
+}
+
+static void set_member(struct guild *g, json_t *m)
+{
+	json_t *user = json_object_get(m, "user");
+	uint64_t id = snowflake(json_object_get(user, "id"));
+	if (!id)
+		return;
+	if ((g->mcount + 1) * 4 > g->mcap * 3 && grow_members(g) != 0)
+		return;
+	struct member *slotp = find_member(g, id);
+	if (slotp->used != 1)
+		g->mcount++;
+	slotp->user_id = id;
+	slotp->used = 1;
+	json_t *name = json_object_get(user, "username");
+	if (json_is_string(name))
+		slotp->name = arena_str(g, json_string_value(name));
+	json_t *nick = json_object_get(m, "nick");
+	if (nick)
+		slotp->nick = arena_str(g, json_string_value(nick));
+	json_t *roles = json_object_get(m, "roles");
+	if (json_is_array(roles)) {
+		uint8_t idx[MAX_ROLES];
+		size_t n = 0, i;
+		json_t *r;
+		json_array_foreach(roles, i, r) {
+			int k = role_index(g, snowflake(r));
+			if (k >= 0 && n < MAX_ROLES)
+				idx[n++] = (uint8_t)k;
+		}
+		slotp->nroles = (uint8_t)n;
+		slotp->roles = n ? arena_put(g, idx, n, 0) : 0;
+	}
+}
+
+static void remove_member(struct guild *g, uint64_t user)
+{
+	struct member *m = find_member(g, user);
+	if (!m || m->used != 1)
+		return;
+	/* backward-shift deletion keeps every probe chain intact */
+	size_t i = (size_t)(m - g->members);
+	for (;;) {
+		g->members[i].used = 0;
+		size_t j = i;
+		for (;;) {
+			j = (j + 1) & (g->mcap - 1);
+			if (!g->members[j].used)
+				goto done;
+			size_t home = slot(g, g->members[j].user_id);
+			/* can the entry at j move to i? only if its home is not between i and j */
+			if ((j > i && (home <= i || home > j)) ||
+			    (j < i && (home <= i && home > j)))
+				break;
+		}
+		g->members[i] = g->members[j];
+		i = j;
+	}
+done:
+	g->mcount--;
+}
+
+static void guild_create(struct cache *c, json_t *d)
+{
+	struct guild *g = get_guild(c, snowflake(json_object_get(d, "id")));
+	size_t i;
+	json_t *v;
+	if (!g)
+		return;
+	json_array_foreach(json_object_get(d, "roles"), i, v)
+		set_role(g, v);
+	json_array_foreach(json_object_get(d, "channels"), i, v)
+		set_channel(g, v);
+	json_array_foreach(json_object_get(d, "threads"), i, v)
+		set_channel(g, v);
+	json_array_foreach(json_object_get(d, "members"), i, v)
+		set_member(g, v);
+}
+
+int cache_apply(struct cache *c, const char *t, json_t *d)
+{
+	uint64_t gid = snowflake(json_object_get(d, "guild_id"));
+	struct guild *g;
+	size_t i;
+	json_t *v;
+
+	if (strcmp(t, "GUILD_CREATE") == 0) {
+		guild_create(c, d);
+		return 1;
+	}
+	if (strcmp(t, "GUILD_DELETE") == 0) {
+		g = find_guild(c, snowflake(json_object_get(d, "id")));
+		if (g && !json_is_true(json_object_get(d, "unavailable"))) {
+			guild_clear(g);
+			*g = c->guilds[--c->n];
+		}
+		return 1;
+	}
+	g = gid ? find_guild(c, gid) : NULL;
+	if (!g)
+		return 0;
+	if (strcmp(t, "GUILD_MEMBERS_CHUNK") == 0) {
+		json_array_foreach(json_object_get(d, "members"), i, v)
+			set_member(g, v);
+		g->chunk_count = (int)json_integer_value(json_object_get(d, "chunk_count"));
+		g->chunks_seen++;
+		return 1;
+	}
+	if (strcmp(t, "GUILD_MEMBER_ADD") == 0 || strcmp(t, "GUILD_MEMBER_UPDATE") == 0) {
+		set_member(g, d);
+		return 1;
+	}
+	if (strcmp(t, "GUILD_MEMBER_REMOVE") == 0) {
+		remove_member(g, snowflake(json_object_get(json_object_get(d, "user"), "id")));
+		return 1;
+	}
+	if (strcmp(t, "GUILD_ROLE_CREATE") == 0 || strcmp(t, "GUILD_ROLE_UPDATE") == 0) {
+		set_role(g, json_object_get(d, "role"));
+		return 1;
+	}
+	if (strcmp(t, "GUILD_ROLE_DELETE") == 0) {
+		int k = role_index(g, snowflake(json_object_get(d, "role_id")));
+		if (k < 0)
+			return 0;
+		/* members keep indexes: the last role moves into the hole, so remap them */
+		int last = (int)g->nroles - 1;
+		for (size_t s = 0; s < g->mcap; s++) {
+			struct member *m = &g->members[s];
+			if (m->used != 1 || !m->nroles)
+				continue;
+			uint8_t *r = (uint8_t *)g->arena + m->roles;
+			size_t w = 0;
+			for (size_t x = 0; x < m->nroles; x++) {
+				if (r[x] == k)
+					continue;
+				r[w++] = r[x] == last ? (uint8_t)k : r[x];
+			}
+			m->nroles = (uint8_t)w;
+		}
+		g->roles[k] = g->roles[last];
+		g->nroles--;
+		return 1;
+	}
+	if (strcmp(t, "CHANNEL_CREATE") == 0 || strcmp(t, "CHANNEL_UPDATE") == 0 ||
+	    strcmp(t, "THREAD_CREATE") == 0 || strcmp(t, "THREAD_UPDATE") == 0) {
+		set_channel(g, d);
+		return 1;
+	}
+	if (strcmp(t, "CHANNEL_DELETE") == 0 || strcmp(t, "THREAD_DELETE") == 0) {
+		remove_channel(g, snowflake(json_object_get(d, "id")));
+		return 1;
+	}
+	return 0;
+}
+
+size_t cache_guild_count(const struct cache *c)
+{
+	return c->n;
+}
+
+uint64_t cache_guild_id(const struct cache *c, size_t i)
+{
+	return i < c->n ? c->guilds[i].id : 0;
+}
+
+size_t cache_member_count(const struct cache *c, uint64_t guild)
+{
+	const struct guild *g = find_guild(c, guild);
+	return g ? g->mcount : 0;
+}
+
+size_t cache_role_count(const struct cache *c, uint64_t guild)
+{
+	const struct guild *g = find_guild(c, guild);
+	return g ? g->nroles : 0;
+}
+
+size_t cache_channel_count(const struct cache *c, uint64_t guild)
+{
+	const struct guild *g = find_guild(c, guild);
+	return g ? g->nchannels : 0;
+}
+
+int cache_members_complete(const struct cache *c, uint64_t guild)
+{
+	const struct guild *g = find_guild(c, guild);
+	return g && g->chunk_count > 0 && g->chunks_seen >= g->chunk_count;
+}
+
+int cache_member(const struct cache *c, uint64_t guild, uint64_t user, struct cache_member *out)
+{
+	const struct guild *g = find_guild(c, guild);
+	const struct member *m = g ? find_member(g, user) : NULL;
+	if (!m || m->used != 1)
+		return -1;
+	out->user_id = m->user_id;
+	if (!g->arena) {
+		/* nothing stored yet: a member with neither name nor roles */
+		out->username = "";
+		out->nick = NULL;
+		out->nroles = 0;
+		return 0;
+	}
+	out->username = g->arena + m->name;
+	out->nick = m->nick ? g->arena + m->nick : NULL;
+	out->nroles = m->nroles;
+	for (size_t i = 0; i < m->nroles; i++)
+		out->roles[i] = g->roles[(uint8_t)g->arena[m->roles + i]].id;
+	return 0;
+}
+
+uint64_t cache_role_by_name(const struct cache *c, uint64_t guild, const char *name)
+{
+	const struct guild *g = find_guild(c, guild);
+	for (size_t i = 0; g && g->arena && i < g->nroles; i++)
+		if (strcmp(g->arena + g->roles[i].name, name) == 0)
+			return g->roles[i].id;
+	return 0;
+}
+
+size_t cache_bytes(const struct cache *c)
+{
+	size_t n = sizeof(*c) + c->cap * sizeof(struct guild);
+	for (size_t i = 0; i < c->n; i++) {
+		const struct guild *g = &c->guilds[i];
+		n += g->nroles * sizeof(struct role) + g->chcap * sizeof(struct channel) +
+		     g->mcap * sizeof(struct member) + g->acap;
+	}
+	return n;
+}
