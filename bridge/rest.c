@@ -164,11 +164,12 @@ static void deliver(struct req *x, long status, json_t *body, const char *msg)
 		json_t *code = json_object_get(body, "code");
 		json_t *m = json_object_get(body, "message");
 		res.code = json_is_integer(code) ? (int)json_integer_value(code) : 0;
+		/* the route's pattern, not its path: paths can hold interaction tokens */
 		if (msg)
-			err_set(&res.err, "%s %s: %s", x->method, x->url + strlen(r->base), msg);
+			err_set(&res.err, "%s: %s", x->q->route_key, msg);
 		else
-			err_set(&res.err, "%s %s: HTTP %ld%s%s", x->method,
-			        x->url + strlen(r->base), status, json_is_string(m) ? ": " : "",
+			err_set(&res.err, "%s: HTTP %ld%s%s", x->q->route_key, status,
+			        json_is_string(m) ? ": " : "",
 			        json_is_string(m) ? json_string_value(m) : "");
 		res.err.http_status = (int)status;
 		r->st.failed++;

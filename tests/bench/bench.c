@@ -6,6 +6,8 @@
  *   httpd     requests served by /healthz to the loop's own HTTP client
  *   firehose  discord-sim streaming pre-built dispatches to one client (target >= 1,000,000/s)
  *   chunking  discord-sim sending a 100,000-member guild through op 8 chunks (target < 2 s)
+ *   ingest    the bridge's gateway client parsing GUILD_MEMBER_UPDATE dispatches from the
+ *             firehose and applying them to the cache; and the cache's size for 100,000 members
  */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
@@ -21,7 +23,9 @@
 #include <string.h>
 #include <uv.h>
 
+#include "cache.h"
 #include "db.h"
+#include "gateway.h"
 #include "httpc.h"
 #include "httpd.h"
 #include "jpos.h"
@@ -187,6 +191,7 @@ static void bench_httpd(void)
 
 static void bench_firehose(const char *sim_bin);
 static void bench_chunking(const char *sim_bin);
+static void bench_ingest(const char *sim_bin);
 
 int main(void)
 {
@@ -205,6 +210,7 @@ int main(void)
 		signal(SIGPIPE, SIG_IGN);
 		bench_firehose(sim);
 		bench_chunking(sim);
+		bench_ingest(sim);
 	}
 	return 0;
 }
@@ -462,6 +468,92 @@ static void bench_chunking(const char *sim_bin)
 	       members, chunks, t, 2.0 / t);
 	close(fd);
 	free(r.buf);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+struct ingest {
+	struct cache *cache;
+	struct gw *gw;
+	long updates, chunks, chunk_count;
+	int ready, guild;
+	char guild_id[32];
+};
+
+static void on_ingest(void *ud, const char *t, json_t *d, long seq)
+{
+	struct ingest *in = ud;
+	cache_apply(in->cache, t, d);
+	if (strcmp(t, "GUILD_MEMBER_UPDATE") == 0) {
+		in->updates++;
+	} else if (strcmp(t, "GUILD_CREATE") == 0) {
+		snprintf(in->guild_id, sizeof(in->guild_id), "%s",
+		         json_string_value(json_object_get(d, "id")));
+		in->guild = 1;
+	} else if (strcmp(t, "GUILD_MEMBERS_CHUNK") == 0) {
+		in->chunks++;
+		in->chunk_count = (long)json_integer_value(json_object_get(d, "chunk_count"));
+	}
+}
+
+static void on_ingest_state(void *ud, enum gw_state st, const char *why)
+{
+	if (st == GW_READY)
+		((struct ingest *)ud)->ready = 1;
+}
+
+static void run_until_flag(long *v, long want, double max_s)
+{
+	double t0 = now_s();
+	while (*v < want && now_s() - t0 < max_s)
+		uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+}
+
+static void bench_ingest(const char *sim_bin)
+{
+	int port;
+	const char *world[] = {"--world", "tests/sim/worlds/100k.json", NULL};
+	pid_t pid = spawn_sim(sim_bin, world, &port);
+	char url[64];
+	struct err err = {0};
+	struct ingest in = {0};
+	snprintf(url, sizeof(url), "ws://127.0.0.1:%d", port);
+	struct gw_opts o = {.url = url, .token = "sim-token", .intents = 3, .compress = 0};
+	struct gw_handler h = {on_ingest, on_ingest_state};
+	in.cache = cache_new();
+	in.gw = gw_new(uv_default_loop(), &o, &h, &in, &err);
+	gw_start(in.gw, &err);
+	double t0 = now_s();
+	while (!in.guild && now_s() - t0 < 10)
+		uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+	/* the whole guild through chunks, into the cache */
+	json_t *req =
+	    json_pack("{s:s, s:s, s:i}", "guild_id", in.guild_id, "query", "", "limit", 0);
+	gw_send(in.gw, 8, req);
+	json_decref(req);
+	t0 = now_s();
+	while ((in.chunk_count == 0 || in.chunks < in.chunk_count) && now_s() - t0 < 20)
+		uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+	uint64_t gid = strtoull(in.guild_id, NULL, 10);
+	size_t members = cache_member_count(in.cache, gid), bytes = cache_bytes(in.cache);
+	printf("cache    %10zu members in %zu bytes: %.1f bytes per member (chunks applied in %.2f "
+	       "s)\n",
+	       members, bytes, (double)bytes / (double)(members ? members : 1), now_s() - t0);
+
+	long n = 300000;
+	char body[96];
+	snprintf(body, sizeof(body), "{\"events\":%ld,\"type\":\"GUILD_MEMBER_UPDATE\"}", n);
+	t0 = now_s();
+	http_post(port, "/_sim/gateway/firehose", body);
+	run_until_flag(&in.updates, n, 60);
+	double t = now_s() - t0;
+	printf("ingest   %10.0f GUILD_MEMBER_UPDATE/s parsed (jansson) and applied to the cache "
+	       "(%ld events, %.2f s)\n",
+	       (double)in.updates / t, in.updates, t);
+	gw_close(in.gw);
+	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+	gw_free(in.gw);
+	cache_free(in.cache);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 }

@@ -395,8 +395,8 @@ void control_handle(struct http_req *rq, struct http_resp *rs)
 			ok(rs, 200, json_pack("{s:i}", "connections", gw_control_raw(text)));
 	} else if (is(rq, "POST", "/_sim/gateway/firehose")) {
 		json_t *report = NULL;
-		if (gw_firehose((long)json_integer_value(json_object_get(b, "events")), &report) !=
-		    0)
+		if (gw_firehose((long)json_integer_value(json_object_get(b, "events")),
+		                str(b, "type"), &report) != 0)
 			bad(rs, 409, "no identified, uncompressed gateway connection");
 		else
 			ok(rs, 200, report);

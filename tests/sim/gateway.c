@@ -43,10 +43,10 @@ struct gwconn {
 	size_t rxlen;
 	struct gwconn *next;
 	/* firehose */
+	char *fire_prefix, *fire_suffix; /* a dispatch is prefix + seq + suffix */
 	long fire_left;
 	long fire_sent;
 	uint64_t fire_t0;
-	json_t **fire_report;
 };
 
 struct session {
@@ -634,6 +634,8 @@ static void conn_free(struct gwconn *c)
 	if (c->zlib)
 		deflateEnd(&c->zs);
 	free(c->rx);
+	free(c->fire_prefix);
+	free(c->fire_suffix);
 	free(c);
 }
 
@@ -852,24 +854,28 @@ json_t *gw_stats(void)
  * WebSocket frame is a 2-10 byte header and the payload. */
 static void firehose_fill(struct gwconn *c)
 {
-	static const char tmpl[] = "{\"op\":0,\"t\":\"TYPING_START\",\"s\":%ld,\"d\":{\"channel_"
-	                           "id\":\"1\",\"user_id\":\"2\",\"timestamp\":1767225600}}";
 	size_t cap = 256 * 1024, len = 0;
-	unsigned char *buf = malloc(LWS_PRE + cap + 256);
+	size_t pl = strlen(c->fire_prefix), sl = strlen(c->fire_suffix);
+	unsigned char *buf = malloc(LWS_PRE + cap + pl + sl + 64);
 	if (!buf)
 		return;
 	unsigned char *p = buf + LWS_PRE;
-	while (c->fire_left > 0 && len + 160 < cap) {
-		char payload[160];
-		int n = snprintf(payload, sizeof(payload), tmpl, ++c->sess->seq);
+	while (c->fire_left > 0 && len + pl + sl + 40 < cap) {
+		char seq[24];
+		int sn = snprintf(seq, sizeof(seq), "%ld", ++c->sess->seq);
+		size_t n = pl + (size_t)sn + sl;
 		p[len++] = 0x81; /* FIN + text */
-		p[len++] = (unsigned char)(n < 126 ? n : 126);
-		if (n >= 126) {
+		if (n < 126) {
+			p[len++] = (unsigned char)n;
+		} else {
+			p[len++] = 126;
 			p[len++] = (unsigned char)(n >> 8);
 			p[len++] = (unsigned char)n;
 		}
-		memcpy(p + len, payload, (size_t)n);
-		len += (size_t)n;
+		memcpy(p + len, c->fire_prefix, pl);
+		memcpy(p + len + pl, seq, (size_t)sn);
+		memcpy(p + len + pl + (size_t)sn, c->fire_suffix, sl);
+		len += n;
 		c->fire_left--;
 		c->fire_sent++;
 	}
@@ -877,18 +883,47 @@ static void firehose_fill(struct gwconn *c)
 	free(buf);
 	if (c->fire_left)
 		lws_callback_on_writable(c->wsi);
-	else if (c->fire_report) {
-		double secs = (double)(uv_hrtime() - c->fire_t0) / 1e9;
+	else
 		gstat("firehose_events", c->fire_sent);
-		(void)secs;
-	}
 }
 
-int gw_firehose(long n, json_t **report)
+int gw_firehose(long n, const char *type, json_t **report)
 {
 	for (struct gwconn *c = conns; c; c = c->next) {
 		if (!c->sess || c->zlib)
 			continue;
+		free(c->fire_prefix);
+		free(c->fire_suffix);
+		c->fire_prefix = c->fire_suffix = NULL;
+		if (type && strcmp(type, "GUILD_MEMBER_UPDATE") == 0 && sim.w.nguilds) {
+			/* a real member of the first guild, as a member update carries it */
+			struct guild *g = &sim.w.guilds[0];
+			const char *bid = json_string_value(json_object_get(sim.w.bot, "id"));
+			const char *k;
+			json_t *m, *pick = NULL;
+			json_object_foreach(g->members, k, m) {
+				if (strcmp(k, bid) != 0) {
+					pick = m;
+					break;
+				}
+			}
+			json_t *d = json_deep_copy(pick);
+			json_object_set(d, "guild_id", json_object_get(g->obj, "id"));
+			char *ds = json_dumps(d, JSON_COMPACT);
+			json_decref(d);
+			size_t dl = ds ? strlen(ds) : 0;
+			c->fire_prefix = strdup("{\"op\":0,\"t\":\"GUILD_MEMBER_UPDATE\",\"s\":");
+			c->fire_suffix = malloc(dl + 8);
+			if (c->fire_suffix)
+				snprintf(c->fire_suffix, dl + 8, ",\"d\":%s}", ds ? ds : "{}");
+			free(ds);
+		} else {
+			c->fire_prefix = strdup("{\"op\":0,\"t\":\"TYPING_START\",\"s\":");
+			c->fire_suffix = strdup(",\"d\":{\"channel_id\":\"1\",\"user_id\":\"2\","
+			                        "\"timestamp\":1767225600}}");
+		}
+		if (!c->fire_prefix || !c->fire_suffix)
+			return -1;
 		c->fire_left = n;
 		c->fire_sent = 0;
 		c->fire_t0 = uv_hrtime();

@@ -166,8 +166,9 @@ json_t *gw_stats(void);
 void gw_control_acks(bool enabled);
 int gw_control_raw(const char *text);
 void gw_reset(void);
-/* Firehose: streams n copies of a pre-built dispatch to the connected bot as fast as it can. */
-int gw_firehose(long n, json_t **report);
+/* Firehose: streams n copies of a pre-built dispatch (TYPING_START, or GUILD_MEMBER_UPDATE of a
+ * real member) to the connected bot as fast as it reads. */
+int gw_firehose(long n, const char *type, json_t **report);
 
 /* --- rest.c --- */
 struct http_req {

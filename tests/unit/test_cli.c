@@ -346,6 +346,28 @@ static void test_bridge_resumes_after_restart(void **state)
 	end_bridge(pid);
 }
 
+/* A saved session whose resume address no longer answers is given up for a new IDENTIFY. */
+static void test_bridge_stale_session(void **state)
+{
+	char db[1024], dir[64];
+	int port;
+	th_fresh_db(db, sizeof(db));
+	const char *cfg =
+	    th_write_file(0, "cohortbridge.json", "{\"http\": {\"listen\": \"127.0.0.1:0\"}}");
+	/* migrate first, then plant a session on a dead address */
+	char envdb[1100];
+	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", db);
+	const char *m[] = {"", "migrate", NULL};
+	assert_int_equal(th_run(m, (const char *[]){envdb, NULL}, dir, sizeof(dir)), 0);
+	th_sql(db,
+	       "INSERT INTO gateway_sessions (shard_id, session_id, seq, resume_url) "
+	       "VALUES (0, 'gone', 42, 'ws://127.0.0.1:1')",
+	       0);
+	pid_t pid = start_bridge(cfg, db, NULL, dir, sizeof(dir), &port);
+	assert_true(th_wait_for(dir, "stderr", "mod=gateway msg=ready", 15000));
+	end_bridge(pid);
+}
+
 /* Without a token, or with a wrong one, the bridge says so and exits non-zero. */
 static void test_bridge_needs_a_working_token(void **state)
 {
@@ -389,6 +411,7 @@ GROUP(group_cli)
 	    cmocka_unit_test(test_secrets_never_logged),
 	    cmocka_unit_test(test_bridge_resumes_after_restart),
 	    cmocka_unit_test(test_bridge_needs_a_working_token),
+	    cmocka_unit_test(test_bridge_stale_session),
 	};
 	return RUN_GROUP(tests);
 }
