@@ -192,6 +192,9 @@ static struct config *build(const char *path, const json_t *root, struct err *er
 	c->discord_compress = comp ? json_is_true(comp) : true;
 	c->discord_global_limit = uint_or(json_object_get(dc, "global_limit"), 50);
 	c->discord_global_window_ms = uint_or(json_object_get(dc, "global_window_ms"), 1000);
+	const json_t *ob = json_object_get(root, "outbox");
+	c->outbox_lease_ms = uint_or(json_object_get(ob, "lease_ms"), 30000);
+	c->outbox_batch = uint_or(json_object_get(ob, "batch"), 100);
 	if (json_array_size(sources)) {
 		c->sources = calloc(json_array_size(sources), sizeof(*c->sources));
 		if (!c->sources)

@@ -28,6 +28,7 @@ struct config {
 	unsigned discord_intents;
 	bool discord_compress;
 	unsigned discord_global_limit, discord_global_window_ms;
+	unsigned outbox_lease_ms, outbox_batch;
 	struct source_cfg *sources;
 	size_t nsources;
 };

@@ -8,6 +8,7 @@
 #include "version.h"
 #include "db.h"
 #include "discord.h"
+#include "outbox.h"
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
@@ -23,6 +24,7 @@ struct daemon {
 	struct httpc *httpc;
 	struct httpd *httpd;
 	struct discord *discord;
+	struct outbox *outbox;
 	char *token;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_check_t iter;
@@ -129,6 +131,7 @@ static void stop(struct daemon *d, int code)
 	         LOG_NUM(n, "%zu", d->db ? db_pending(d->db) : (size_t)0));
 	audit(d, "stopped", json_pack("{s:i}", "exit_code", d->exit_code));
 	httpd_stop(d->httpd);
+	outbox_stop(d->outbox);
 	discord_stop(d->discord);
 	httpc_close(d->httpc);
 	d->httpc = NULL;
@@ -218,7 +221,11 @@ static void on_migrated(int rc, const struct err *err, const struct migrate_repo
 	if (!d->discord) {
 		log_error("daemon", e.msg);
 		stop(d, 1);
+		return;
 	}
+	struct outbox_opts oo = {.lease_ms = d->cfg->outbox_lease_ms,
+	                         .batch = d->cfg->outbox_batch};
+	d->outbox = outbox_new(d->loop, d->db, discord_rest(d->discord), &oo, &e);
 }
 
 static void on_schema_checked(int rc, const struct err *err, const struct migrate_report *r,
@@ -344,6 +351,7 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	httpd_free(d.httpd);
 	discord_free(d.discord);
+	outbox_free(d.outbox);
 	free(d.token);
 	config_free(d.cfg);
 	uv_loop_close(d.loop);

@@ -55,7 +55,13 @@ char *metrics_render(uint64_t now_ms)
 	    "cohortbridge_cache_members %llu\n"
 	    "# HELP cohortbridge_cache_bytes Bytes the cache's structures hold.\n"
 	    "# TYPE cohortbridge_cache_bytes gauge\n"
-	    "cohortbridge_cache_bytes %llu\n",
+	    "cohortbridge_cache_bytes %llu\n"
+	    "# HELP cohortbridge_outbox_actions_total Outbox actions by outcome.\n"
+	    "# TYPE cohortbridge_outbox_actions_total counter\n"
+	    "cohortbridge_outbox_actions_total{outcome=\"done\"} %llu\n"
+	    "cohortbridge_outbox_actions_total{outcome=\"retried\"} %llu\n"
+	    "cohortbridge_outbox_actions_total{outcome=\"parked\"} %llu\n"
+	    "cohortbridge_outbox_actions_total{outcome=\"adopted\"} %llu\n",
 	    (double)(now_ms - metrics.start_ms) / 1000.0,
 	    (unsigned long long)metrics.loop_iterations, (unsigned long long)metrics.db_roundtrips,
 	    (unsigned long long)metrics.db_errors, (unsigned long long)metrics.db_connects,
@@ -68,7 +74,9 @@ char *metrics_render(uint64_t now_ms)
 	    (unsigned long long)metrics.config_reloads_ok,
 	    (unsigned long long)metrics.config_reloads_failed,
 	    (unsigned long long)metrics.gateway_dispatches,
-	    (unsigned long long)metrics.cache_members, (unsigned long long)metrics.cache_bytes);
+	    (unsigned long long)metrics.cache_members, (unsigned long long)metrics.cache_bytes,
+	    (unsigned long long)metrics.outbox_done, (unsigned long long)metrics.outbox_retried,
+	    (unsigned long long)metrics.outbox_parked, (unsigned long long)metrics.outbox_adopted);
 	fclose(f);
 	return buf;
 }

@@ -19,6 +19,7 @@ struct metrics {
 	uint64_t config_reloads_ok, config_reloads_failed;
 	uint64_t gateway_dispatches;
 	uint64_t cache_members, cache_bytes;
+	uint64_t outbox_done, outbox_retried, outbox_parked, outbox_adopted;
 };
 
 extern struct metrics metrics;

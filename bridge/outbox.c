@@ -1,0 +1,401 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+
+struct outbox {
+	uv_loop_t *loop;
+	struct db *db;
+	struct rest *rest;
+	struct outbox_opts o;
+	uv_timer_t timer;
+	unsigned inflight;
+	int claiming, stopping, closed;
+};
+
+/* One row being carried out. */
+struct job {
+	struct outbox *ob;
+	char id[24];
+	char *kind;
+	json_t *payload;
+	int attempts;
+	char channel_id[32]; /* dm: the DM channel, once opened */
+};
+
+static void claim(struct outbox *ob);
+
+static void job_free(struct job *j)
+{
+	struct outbox *ob = j->ob;
+	ob->inflight--;
+	free(j->kind);
+	json_decref(j->payload);
+	free(j);
+	if (!ob->stopping && ob->inflight < ob->o.batch / 2)
+		claim(ob);
+}
+
+static void on_marked(PGresult *res, const struct err *err, void *ud)
+{
+	if (err)
+		log_error("outbox", "could not record an outbox result", "error", err->msg);
+}
+
+static void mark_done(struct job *j, json_t *result)
+{
+	char *r = result ? json_dumps(result, JSON_COMPACT) : NULL;
+	const char *p[] = {j->id, r ? r : "{}"};
+	db_query(j->ob->db,
+	         "UPDATE outbox SET state = 'done', result = $2::jsonb, done_at = now(), "
+	         "claimed_until = NULL, last_error = NULL WHERE id = $1",
+	         2, p, on_marked, NULL, NULL);
+	free(r);
+	metrics.outbox_done++;
+	job_free(j);
+}
+
+static void mark_failed(struct job *j, const char *why, int permanent)
+{
+	char delay[24];
+	if (j->ob->stopping) {
+		/* cancelled by our own shutdown: give the row back as it was */
+		const char *p[] = {j->id};
+		db_query(
+		    j->ob->db,
+		    "UPDATE outbox SET claimed_until = NULL, attempts = greatest(attempts - 1, 0) "
+		    "WHERE id = $1",
+		    1, p, on_marked, NULL, NULL);
+		job_free(j);
+		return;
+	}
+	if (permanent || j->attempts >= (int)j->ob->o.max_attempts) {
+		const char *p[] = {j->id, why};
+		db_query(
+		    j->ob->db,
+		    "UPDATE outbox SET state = 'parked', last_error = $2, claimed_until = NULL "
+		    "WHERE id = $1",
+		    2, p, on_marked, NULL, NULL);
+		metrics.outbox_parked++;
+		log_warn("outbox", "action parked", "id", j->id, "kind", j->kind, "reason", why);
+	} else {
+		/* 2, 4, 8 ... seconds, at most ten minutes */
+		unsigned s = 1u << (j->attempts < 9 ? j->attempts : 9);
+		snprintf(delay, sizeof(delay), "%u", s > 600 ? 600 : s);
+		const char *p[] = {j->id, delay, why};
+		db_query(j->ob->db,
+		         "UPDATE outbox SET next_at = now() + make_interval(secs => $2::int), "
+		         "claimed_until = NULL, last_error = $3 WHERE id = $1",
+		         3, p, on_marked, NULL, NULL);
+		metrics.outbox_retried++;
+	}
+	job_free(j);
+}
+
+/* 5xx, network errors and exhausted 429s come back later; other 4xx are parked. */
+static int transient(const struct rest_result *r)
+{
+	return r->status == 0 || r->status == 429 || r->status >= 500;
+}
+
+static void on_simple(const struct rest_result *r, void *ud)
+{
+	struct job *j = ud;
+	if (r->status >= 200 && r->status < 300) {
+		json_t *res = json_object();
+		const char *id = json_string_value(json_object_get(r->body, "id"));
+		if (id)
+			json_object_set_new(res,
+			                    strcmp(j->kind, "channel_create") == 0 ? "channel_id"
+			                                                           : "message_id",
+			                    json_string(id));
+		mark_done(j, res);
+		json_decref(res);
+		return;
+	}
+	/* removing a role from someone who left is done, not failed */
+	if (strcmp(j->kind, "role_remove") == 0 && r->status == 404) {
+		mark_done(j, NULL);
+		return;
+	}
+	mark_failed(j, r->err.msg, !transient(r));
+}
+
+static int submit(struct job *j, const char *method, const char *route, const char *const *args,
+                  json_t *body, const char *reason, rest_cb cb)
+{
+	struct err err = {0};
+	if (rest_send(j->ob->rest, method, route, args, body, reason, 0, cb, j, &err) != 0) {
+		mark_failed(j, err.msg, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* A message's body with our nonce and, unless given, no mentions at all. */
+static json_t *message_body(struct job *j)
+{
+	json_t *b = json_deep_copy(json_object_get(j->payload, "body"));
+	char nonce[32];
+	if (!json_is_object(b)) {
+		json_decref(b);
+		b = json_object();
+	}
+	snprintf(nonce, sizeof(nonce), "ob%s", j->id);
+	json_object_set_new(b, "nonce", json_string(nonce));
+	json_object_set_new(b, "enforce_nonce", json_true());
+	if (!json_object_get(b, "allowed_mentions"))
+		json_object_set_new(b, "allowed_mentions", json_pack("{s:[]}", "parse"));
+	return b;
+}
+
+static void on_dm_channel(const struct rest_result *r, void *ud)
+{
+	struct job *j = ud;
+	const char *cid = json_string_value(json_object_get(r->body, "id"));
+	if (r->status != 200 || !cid) {
+		mark_failed(j, r->err.msg, !transient(r));
+		return;
+	}
+	json_t *b = message_body(j);
+	const char *args[] = {cid, NULL};
+	submit(j, "POST", "/channels/{channel_id}/messages", args, b, NULL, on_simple);
+	json_decref(b);
+}
+
+struct lookup {
+	struct job *j;
+	json_t *channels;
+};
+
+static void on_owned(PGresult *res, const struct err *err, void *ud)
+{
+	struct lookup *l = ud;
+	struct job *j = l->j;
+	json_t *want = json_object_get(j->payload, "body");
+	const char *name = json_string_value(json_object_get(want, "name"));
+	json_int_t type = json_integer_value(json_object_get(want, "type"));
+	const char *parent = json_string_value(json_object_get(want, "parent_id"));
+	size_t i;
+	json_t *c;
+	json_t *found = NULL;
+	if (!err) {
+		json_array_foreach(l->channels, i, c) {
+			const char *id = json_string_value(json_object_get(c, "id"));
+			const char *cp = json_string_value(json_object_get(c, "parent_id"));
+			int owned = 0;
+			for (int k = 0; res && k < PQntuples(res); k++)
+				owned |= strcmp(PQgetvalue(res, k, 0), id) == 0;
+			if (!owned && name &&
+			    strcmp(json_string_value(json_object_get(c, "name")), name) == 0 &&
+			    json_integer_value(json_object_get(c, "type")) == type &&
+			    ((!parent && !cp) || (parent && cp && strcmp(parent, cp) == 0))) {
+				found = c;
+				break;
+			}
+		}
+	}
+	if (found) {
+		/* created before a crash, never recorded: adopt it instead of creating a second */
+		json_t *res_json = json_pack("{s:O, s:b}", "channel_id",
+		                             json_object_get(found, "id"), "adopted", 1);
+		metrics.outbox_adopted++;
+		json_decref(l->channels);
+		free(l);
+		mark_done(j, res_json);
+		json_decref(res_json);
+		return;
+	}
+	json_decref(l->channels);
+	free(l);
+	const char *args[] = {json_string_value(json_object_get(j->payload, "guild_id")), NULL};
+	submit(j, "POST", "/guilds/{guild_id}/channels", args, want,
+	       json_string_value(json_object_get(j->payload, "reason")), on_simple);
+}
+
+static void on_channels(const struct rest_result *r, void *ud)
+{
+	struct job *j = ud;
+	if (r->status != 200 || !json_is_array(r->body)) {
+		mark_failed(j, r->err.msg, !transient(r));
+		return;
+	}
+	struct lookup *l = calloc(1, sizeof(*l));
+	if (!l) {
+		mark_failed(j, "out of memory", 0);
+		return;
+	}
+	l->j = j;
+	l->channels = json_incref(r->body);
+	/* channels other rows already account for are not ours to adopt */
+	if (db_query(j->ob->db,
+	             "SELECT result->>'channel_id' FROM outbox WHERE kind = 'channel_create' AND "
+	             "state = 'done' AND result ? 'channel_id'",
+	             0, NULL, on_owned, l, NULL) != 0) {
+		json_decref(l->channels);
+		free(l);
+		mark_failed(j, "database unavailable", 0);
+	}
+}
+
+static void run(struct job *j)
+{
+	json_t *p = j->payload;
+	const char *guild = json_string_value(json_object_get(p, "guild_id"));
+	const char *reason = json_string_value(json_object_get(p, "reason"));
+	if (strcmp(j->kind, "role_add") == 0 || strcmp(j->kind, "role_remove") == 0) {
+		const char *args[] = {guild, json_string_value(json_object_get(p, "user_id")),
+		                      json_string_value(json_object_get(p, "role_id")), NULL};
+		if (!args[0] || !args[1] || !args[2]) {
+			mark_failed(j, "payload lacks guild_id, user_id or role_id", 1);
+			return;
+		}
+		submit(j, j->kind[5] == 'a' ? "PUT" : "DELETE",
+		       "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", args, NULL, reason,
+		       on_simple);
+	} else if (strcmp(j->kind, "message_create") == 0) {
+		const char *args[] = {json_string_value(json_object_get(p, "channel_id")), NULL};
+		if (!args[0]) {
+			mark_failed(j, "payload lacks channel_id", 1);
+			return;
+		}
+		json_t *b = message_body(j);
+		submit(j, "POST", "/channels/{channel_id}/messages", args, b, NULL, on_simple);
+		json_decref(b);
+	} else if (strcmp(j->kind, "message_edit") == 0) {
+		const char *args[] = {json_string_value(json_object_get(p, "channel_id")),
+		                      json_string_value(json_object_get(p, "message_id")), NULL};
+		if (!args[0] || !args[1]) {
+			mark_failed(j, "payload lacks channel_id or message_id", 1);
+			return;
+		}
+		submit(j, "PATCH", "/channels/{channel_id}/messages/{message_id}", args,
+		       json_object_get(p, "body"), NULL, on_simple);
+	} else if (strcmp(j->kind, "channel_create") == 0) {
+		const char *args[] = {guild, NULL};
+		if (!guild) {
+			mark_failed(j, "payload lacks guild_id", 1);
+			return;
+		}
+		if (j->attempts <= 1) {
+			submit(j, "POST", "/guilds/{guild_id}/channels", args,
+			       json_object_get(p, "body"), reason, on_simple);
+			return;
+		}
+		/* a retry: the first attempt may have created it before we could record that */
+		submit(j, "GET", "/guilds/{guild_id}/channels", args, NULL, NULL, on_channels);
+	} else if (strcmp(j->kind, "dm") == 0) {
+		json_t *b = json_pack("{s:O}", "recipient_id", json_object_get(p, "user_id"));
+		submit(j, "POST", "/users/@me/channels", NULL, b, NULL, on_dm_channel);
+		json_decref(b);
+	} else {
+		mark_failed(j, "unknown outbox kind", 1);
+	}
+}
+
+static void on_claimed(PGresult *res, const struct err *err, void *ud)
+{
+	struct outbox *ob = ud;
+	ob->claiming = 0;
+	if (err) {
+		log_warn("outbox", "cannot claim work", "error", err->msg);
+		return;
+	}
+	int n = PQntuples(res);
+	for (int i = 0; i < n && !ob->stopping; i++) {
+		struct job *j = calloc(1, sizeof(*j));
+		if (!j)
+			return;
+		j->ob = ob;
+		snprintf(j->id, sizeof(j->id), "%s", PQgetvalue(res, i, 0));
+		j->kind = strdup(PQgetvalue(res, i, 1));
+		j->payload = json_loads(PQgetvalue(res, i, 2), 0, NULL);
+		j->attempts = (int)strtol(PQgetvalue(res, i, 3), NULL, 10);
+		ob->inflight++;
+		if (!j->kind || !j->payload) {
+			mark_failed(j, "unreadable payload", 1);
+			continue;
+		}
+		run(j);
+	}
+}
+
+static void claim(struct outbox *ob)
+{
+	char lease[24], batch[16];
+	if (ob->claiming || ob->stopping || ob->inflight >= ob->o.batch)
+		return;
+	snprintf(lease, sizeof(lease), "%u", ob->o.lease_ms);
+	snprintf(batch, sizeof(batch), "%u", ob->o.batch - ob->inflight);
+	const char *p[] = {lease, batch};
+	ob->claiming = 1;
+	if (db_query(ob->db,
+	             "UPDATE outbox SET claimed_until = now() + make_interval(secs => $1::int / "
+	             "1000.0), "
+	             "attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE state = "
+	             "'pending' "
+	             "AND next_at <= now() AND (claimed_until IS NULL OR claimed_until < now()) "
+	             "ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED) "
+	             "RETURNING id, kind, payload::text, attempts",
+	             2, p, on_claimed, ob, NULL) != 0)
+		ob->claiming = 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	claim(t->data);
+}
+
+struct outbox *outbox_new(uv_loop_t *loop, struct db *db, struct rest *rest,
+                          const struct outbox_opts *o, struct err *err)
+{
+	struct outbox *ob = calloc(1, sizeof(*ob));
+	if (!ob) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	ob->loop = loop;
+	ob->db = db;
+	ob->rest = rest;
+	if (o)
+		ob->o = *o;
+	if (!ob->o.lease_ms)
+		ob->o.lease_ms = 30000;
+	if (!ob->o.batch)
+		ob->o.batch = 100;
+	if (!ob->o.poll_ms)
+		ob->o.poll_ms = 500;
+	if (!ob->o.max_attempts)
+		ob->o.max_attempts = 10;
+	uv_timer_init(loop, &ob->timer);
+	ob->timer.data = ob;
+	uv_timer_start(&ob->timer, on_timer, 0, ob->o.poll_ms);
+	return ob;
+}
+
+void outbox_kick(struct outbox *ob)
+{
+	claim(ob);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct outbox *ob = h->data;
+	ob->closed = 1;
+}
+
+void outbox_stop(struct outbox *ob)
+{
+	if (!ob || ob->stopping)
+		return;
+	ob->stopping = 1;
+	uv_close((uv_handle_t *)&ob->timer, on_closed);
+}
+
+void outbox_free(struct outbox *ob)
+{
+	free(ob);
+}

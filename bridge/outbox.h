@@ -1,0 +1,46 @@
+#ifndef CB_OUTBOX_H
+#define CB_OUTBOX_H
+#include <uv.h>
+
+#include "db.h"
+#include "err.h"
+#include "rest.h"
+
+/* The outbox executor: claims pending rows of the outbox table (FOR UPDATE SKIP LOCKED, with a
+ * lease so that a crashed process's rows come back), carries them out through the REST client
+ * and marks them done, retries them later, or parks them with the reason.
+ *
+ * Nothing twice: messages go out with a nonce derived from the row and enforce_nonce; role
+ * changes are idempotent; a channel whose creation may have happened before a crash is looked
+ * for before it is created again.
+ *
+ * Kinds and payloads (JSON):
+ *   role_add, role_remove  {"guild_id", "user_id", "role_id", "reason"?}
+ *   message_create         {"channel_id", "body": {...}}  (allowed_mentions defaults to none)
+ *   message_edit           {"channel_id", "message_id", "body": {...}}
+ *   channel_create         {"guild_id", "body": {"name", "type", "parent_id"?, ...}, "reason"?}
+ *   dm                     {"user_id", "body": {...}}
+ * Enqueue with OUTBOX_INSERT inside the caller's own transaction. */
+
+#define OUTBOX_INSERT                                                                              \
+	"INSERT INTO outbox (guild_id, kind, key, payload) VALUES ($1, $2, $3, $4::jsonb) "        \
+	"ON CONFLICT (key) DO NOTHING"
+
+struct outbox;
+
+struct outbox_opts {
+	unsigned lease_ms;     /* how long a claim holds; 0: 30000 */
+	unsigned batch;        /* rows claimed at once; 0: 100 */
+	unsigned poll_ms;      /* how often to look for work; 0: 500 */
+	unsigned max_attempts; /* then parked; 0: 10 */
+};
+
+struct outbox *outbox_new(uv_loop_t *loop, struct db *db, struct rest *rest,
+                          const struct outbox_opts *o, struct err *err);
+/* Looks for work now (after an enqueue). */
+void outbox_kick(struct outbox *ob);
+/* Stops claiming; the loop must run down, then outbox_free. */
+void outbox_stop(struct outbox *ob);
+void outbox_free(struct outbox *ob);
+
+#endif
