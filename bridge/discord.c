@@ -27,6 +27,8 @@ struct discord {
 	long saved_seq;
 	struct cache *cache;
 	json_t *chunk_retry; /* guild id -> when (loop ms) to ask for its members again */
+	/* retry_timer serves the /gateway/bot retry before the gateway is up and the chunk
+	 * retries after it; the two are never pending at once. */
 	uv_timer_t save_timer, retry_timer;
 	int stopping, handles;
 };

@@ -16,9 +16,6 @@ static const char *sim_bin(void)
 	return b && *b ? b : "build/discord-sim";
 }
 
-#define start_sim th_sim_start
-#define stop_sim  th_sim_stop
-
 /* Runs a Python check script against port; it prints its verdict. */
 static void run_check(const char *script, int port, const char *extra)
 {
@@ -61,15 +58,15 @@ static void test_sim_command_line(void **state)
 	int p1, p2;
 	char d1[96], d2[96], *s1, *s2;
 	const char *seeded[] = {"--seed", "7", NULL};
-	pid_t a = start_sim(seeded, &p1, d1, sizeof(d1));
-	pid_t b = start_sim(seeded, &p2, d2, sizeof(d2));
+	pid_t a = th_sim_start(seeded, &p1, d1, sizeof(d1));
+	pid_t b = th_sim_start(seeded, &p2, d2, sizeof(d2));
 	assert_int_equal(th_http_get(p1, "/_sim/state", &s1), 200);
 	assert_int_equal(th_http_get(p2, "/_sim/state", &s2), 200);
 	assert_string_equal(s1, s2);
 	free(s1);
 	free(s2);
-	stop_sim(a);
-	stop_sim(b);
+	th_sim_stop(a);
+	th_sim_stop(b);
 }
 
 static void test_sim_rest(void **state)
@@ -78,9 +75,9 @@ static void test_sim_rest(void **state)
 	int port;
 	snprintf(rec, sizeof(rec), "%s/record.jsonl", th_tmpdir());
 	const char *args[] = {"--record", rec, NULL};
-	pid_t pid = start_sim(args, &port, dir, sizeof(dir));
+	pid_t pid = th_sim_start(args, &port, dir, sizeof(dir));
 	run_check("tests/sim/rest_check.py", port, rec);
-	stop_sim(pid);
+	th_sim_stop(pid);
 }
 
 static void test_sim_gateway(void **state)
@@ -94,18 +91,18 @@ static void test_sim_gateway(void **state)
 	                      "--world",
 	                      "tests/sim/worlds/large.json",
 	                      NULL};
-	pid_t pid = start_sim(args, &port, dir, sizeof(dir));
+	pid_t pid = th_sim_start(args, &port, dir, sizeof(dir));
 	run_check("tests/sim/gateway_check.py", port, NULL);
-	stop_sim(pid);
+	th_sim_stop(pid);
 }
 
 static void test_sim_discordpy(void **state)
 {
 	char dir[96];
 	int port;
-	pid_t pid = start_sim(NULL, &port, dir, sizeof(dir));
+	pid_t pid = th_sim_start(NULL, &port, dir, sizeof(dir));
 	run_check("tests/sim/discordpy_check.py", port, NULL);
-	stop_sim(pid);
+	th_sim_stop(pid);
 }
 
 GROUP(group_sim)
