@@ -127,8 +127,8 @@ static void stop_sim(void)
 	th_sim_stop(sim_pid);
 }
 
-/* Starts `run` on a fresh database with config text against the simulator (started here when
- * none runs); returns the pid once the bridge is connected to Discord. */
+/* Starts `run` with the config file against the simulator (started here when none runs);
+ * returns the pid once the database is ready and the gateway client has begun (not yet READY). */
 static pid_t start_bridge(const char *cfg_path, const char *db, const char *const *extra, char *dir,
                           size_t dirsize, int *port)
 {
@@ -173,6 +173,8 @@ static void test_reload_and_graceful_shutdown(void **state)
 	    th_write_file(0, "cohortbridge.json",
 	                  "{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"log_level\": \"info\"}");
 	pid_t pid = start_bridge(cfg, db, NULL, dir, sizeof(dir), &port);
+	/* healthy only once the gateway session is up */
+	assert_true(th_wait_for(dir, "stderr", "mod=gateway msg=ready", 10000));
 
 	char *body = NULL;
 	assert_int_equal(th_http_get(port, "/healthz", &body), 200);
