@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "jtok.h"
 
 #define MAX_ROLES 250 /* Discord's limit: a role index fits a byte */
 
@@ -36,7 +37,7 @@ struct guild {
 	struct member *members; /* open addressing by user id */
 	size_t mcap, mcount;
 	char *arena; /* strings and role lists; offset 0 is the empty string */
-	size_t alen, acap;
+	size_t alen, acap, garbage;
 	int chunks_seen, chunk_count;
 };
 
@@ -45,18 +46,12 @@ struct cache {
 	size_t n, cap;
 };
 
-static uint64_t snowflake(json_t *v)
-{
-	const char *s = json_string_value(v);
-	if (s)
-		return strtoull(s, NULL, 10);
-	return json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
-}
+#define GET(i, key) jtok_get(j, (i), (key))
 
 static uint32_t arena_put(struct guild *g, const void *p, size_t n, int nul)
 {
-	size_t need = g->alen + n + (nul ? 1 : 0);
-	if (need > g->acap) {
+	size_t need = (g->alen ? g->alen : 1) + n + (nul ? 1 : 0); /* offset 0 holds "" */
+	if (need > g->acap || !g->arena) {
 		size_t cap = g->acap ? g->acap * 2 : 4096;
 		while (cap < need)
 			cap *= 2;
@@ -67,9 +62,8 @@ static uint32_t arena_put(struct guild *g, const void *p, size_t n, int nul)
 		g->acap = cap;
 	}
 	if (!g->alen) {
-		g->arena[0] = '\0'; /* offset 0: "" */
+		g->arena[0] = '\0';
 		g->alen = 1;
-		need++;
 	}
 	uint32_t off = (uint32_t)g->alen;
 	memcpy(g->arena + off, p, n);
@@ -79,9 +73,50 @@ static uint32_t arena_put(struct guild *g, const void *p, size_t n, int nul)
 	return off;
 }
 
-static uint32_t arena_str(struct guild *g, const char *s)
+/* Sets the string at *off to the value i (unescaped), reusing its room when it fits; what
+ * cannot be reused is counted as garbage for the next compaction. Absent: left as is. */
+static void arena_set_str(struct guild *g, uint32_t *off, const struct jtok *j, int i)
 {
-	return s && *s ? arena_put(g, s, strlen(s), 1) : 0;
+	char buf[1024];
+	int n = jtok_is_string(j, i) ? jtok_str(j, i, buf, sizeof(buf)) : (i >= 0 ? 0 : -1);
+	if (n < 0)
+		return;
+	size_t old = *off ? strlen(g->arena + *off) : 0;
+	if (old >= (size_t)n && *off && n) {
+		if (old != (size_t)n || memcmp(g->arena + *off, buf, (size_t)n) != 0) {
+			memcpy(g->arena + *off, buf, (size_t)n + 1);
+			g->garbage += old - (size_t)n;
+		}
+		return;
+	}
+	if (*off)
+		g->garbage += old + 1;
+	*off = n ? arena_put(g, buf, (size_t)n, 1) : 0;
+}
+
+/* Rewrites the arena with only what is in use, once most of it is garbage. */
+static void maybe_compact(struct guild *g)
+{
+	if (g->garbage < 65536 || g->garbage < g->alen / 2)
+		return;
+	char *old = g->arena;
+	g->arena = NULL;
+	g->alen = g->acap = g->garbage = 0;
+#define MOVE_STR(o) ((o) = (o) ? arena_put(g, old + (o), strlen(old + (o)), 1) : 0)
+	for (size_t i = 0; i < g->nroles; i++)
+		MOVE_STR(g->roles[i].name);
+	for (size_t i = 0; i < g->nchannels; i++)
+		MOVE_STR(g->channels[i].name);
+	for (size_t i = 0; i < g->mcap; i++) {
+		struct member *m = &g->members[i];
+		if (m->used != 1)
+			continue;
+		MOVE_STR(m->name);
+		MOVE_STR(m->nick);
+		m->roles = m->nroles ? arena_put(g, old + m->roles, m->nroles, 0) : 0;
+	}
+#undef MOVE_STR
+	free(old);
 }
 
 struct cache *cache_new(void)
@@ -142,10 +177,12 @@ static int role_index(const struct guild *g, uint64_t id)
 	return -1;
 }
 
-static void set_role(struct guild *g, json_t *r)
+static void set_role(struct guild *g, const struct jtok *j, int r)
 {
-	uint64_t id = snowflake(json_object_get(r, "id"));
+	uint64_t id = jtok_u64(j, GET(r, "id"));
 	int i = role_index(g, id);
+	if (!id)
+		return;
 	if (i < 0) {
 		if (g->nroles >= MAX_ROLES)
 			return;
@@ -154,18 +191,21 @@ static void set_role(struct guild *g, json_t *r)
 			return;
 		g->roles = n;
 		i = (int)g->nroles++;
+		memset(&g->roles[i], 0, sizeof(g->roles[i]));
 	}
 	struct role *ro = &g->roles[i];
 	ro->id = id;
-	ro->name = arena_str(g, json_string_value(json_object_get(r, "name")));
-	ro->position = (int32_t)json_integer_value(json_object_get(r, "position"));
-	ro->permissions = snowflake(json_object_get(r, "permissions"));
+	arena_set_str(g, &ro->name, j, GET(r, "name"));
+	ro->position = (int32_t)jtok_int(j, GET(r, "position"), ro->position);
+	ro->permissions = jtok_u64(j, GET(r, "permissions"));
 }
 
-static void set_channel(struct guild *g, json_t *ch)
+static void set_channel(struct guild *g, const struct jtok *j, int ch)
 {
-	uint64_t id = snowflake(json_object_get(ch, "id"));
+	uint64_t id = jtok_u64(j, GET(ch, "id"));
 	size_t i = 0;
+	if (!id)
+		return;
 	while (i < g->nchannels && g->channels[i].id != id)
 		i++;
 	if (i == g->nchannels) {
@@ -177,13 +217,14 @@ static void set_channel(struct guild *g, json_t *ch)
 			g->channels = n;
 			g->chcap = cap;
 		}
+		memset(&g->channels[i], 0, sizeof(g->channels[i]));
 		g->nchannels++;
 	}
 	struct channel *c = &g->channels[i];
 	c->id = id;
-	c->parent_id = snowflake(json_object_get(ch, "parent_id"));
-	c->type = (uint8_t)json_integer_value(json_object_get(ch, "type"));
-	c->name = arena_str(g, json_string_value(json_object_get(ch, "name")));
+	c->parent_id = jtok_u64(j, GET(ch, "parent_id"));
+	c->type = (uint8_t)jtok_int(j, GET(ch, "type"), 0);
+	arena_set_str(g, &c->name, j, GET(ch, "name"));
 }
 
 static void remove_channel(struct guild *g, uint64_t id)
@@ -230,37 +271,44 @@ static int grow_members(struct guild *g)
 	return 0;
 }
 
-static void set_member(struct guild *g, json_t *m)
+static void set_member(struct guild *g, const struct jtok *j, int m)
 {
-	json_t *user = json_object_get(m, "user");
-	uint64_t id = snowflake(json_object_get(user, "id"));
+	int user = GET(m, "user");
+	uint64_t id = jtok_u64(j, GET(user, "id"));
 	if (!id)
 		return;
 	if ((g->mcount + 1) * 4 > g->mcap * 3 && grow_members(g) != 0)
 		return;
 	struct member *slotp = find_member(g, id);
-	if (slotp->used != 1)
+	if (slotp->used != 1) {
+		memset(slotp, 0, sizeof(*slotp));
 		g->mcount++;
+	}
 	slotp->user_id = id;
 	slotp->used = 1;
-	json_t *name = json_object_get(user, "username");
-	if (json_is_string(name))
-		slotp->name = arena_str(g, json_string_value(name));
-	json_t *nick = json_object_get(m, "nick");
-	if (nick)
-		slotp->nick = arena_str(g, json_string_value(nick));
-	json_t *roles = json_object_get(m, "roles");
-	if (json_is_array(roles)) {
+	arena_set_str(g, &slotp->name, j, GET(user, "username"));
+	arena_set_str(g, &slotp->nick, j, GET(m, "nick"));
+	int roles = GET(m, "roles");
+	if (jtok_is_array(j, roles)) {
 		uint8_t idx[MAX_ROLES];
-		size_t n = 0, i;
-		json_t *r;
-		json_array_foreach(roles, i, r) {
-			int k = role_index(g, snowflake(r));
-			if (k >= 0 && n < MAX_ROLES)
-				idx[n++] = (uint8_t)k;
+		size_t n = 0;
+		int e = jtok_first(j, roles);
+		for (int k = 0; k < jtok_size(j, roles); k++, e = jtok_skip(j, e)) {
+			int x = role_index(g, jtok_u64(j, e));
+			if (x >= 0 && n < MAX_ROLES)
+				idx[n++] = (uint8_t)x;
+		}
+		if (n <= slotp->nroles) {
+			g->garbage += slotp->nroles - n;
+			if (n)
+				memcpy(g->arena + slotp->roles, idx, n);
+		} else {
+			g->garbage += slotp->nroles;
+			slotp->roles = arena_put(g, idx, n, 0);
 		}
 		slotp->nroles = (uint8_t)n;
-		slotp->roles = n ? arena_put(g, idx, n, 0) : 0;
+		if (!n)
+			slotp->roles = 0;
 	}
 }
 
@@ -291,97 +339,125 @@ done:
 	g->mcount--;
 }
 
-static void guild_create(struct cache *c, json_t *d)
+typedef void (*apply_fn)(struct guild *g, const struct jtok *j, int v);
+
+static void each(struct guild *g, const struct jtok *j, int arr, apply_fn f)
 {
-	struct guild *g = get_guild(c, snowflake(json_object_get(d, "id")));
-	size_t i;
-	json_t *v;
-	if (!g)
-		return;
-	json_array_foreach(json_object_get(d, "roles"), i, v)
-		set_role(g, v);
-	json_array_foreach(json_object_get(d, "channels"), i, v)
-		set_channel(g, v);
-	json_array_foreach(json_object_get(d, "threads"), i, v)
-		set_channel(g, v);
-	json_array_foreach(json_object_get(d, "members"), i, v)
-		set_member(g, v);
+	int e = jtok_first(j, arr);
+	for (int k = 0; k < jtok_size(j, arr); k++, e = jtok_skip(j, e))
+		f(g, j, e);
 }
 
-int cache_apply(struct cache *c, const char *t, json_t *d)
+static void guild_create(struct cache *c, const struct jtok *j, int d)
 {
-	uint64_t gid = snowflake(json_object_get(d, "guild_id"));
+	struct guild *g = get_guild(c, jtok_u64(j, GET(d, "id")));
+	if (!g)
+		return;
+	each(g, j, GET(d, "roles"), set_role);
+	each(g, j, GET(d, "channels"), set_channel);
+	each(g, j, GET(d, "threads"), set_channel);
+	each(g, j, GET(d, "members"), set_member);
+}
+
+static void role_delete(struct guild *g, int k)
+{
+	/* members keep indexes: the last role moves into the hole, so remap them */
+	int last = (int)g->nroles - 1;
+	for (size_t s = 0; s < g->mcap; s++) {
+		struct member *m = &g->members[s];
+		if (m->used != 1 || !m->nroles)
+			continue;
+		uint8_t *r = (uint8_t *)g->arena + m->roles;
+		size_t w = 0;
+		for (size_t x = 0; x < m->nroles; x++) {
+			if (r[x] == k)
+				continue;
+			r[w++] = r[x] == last ? (uint8_t)k : r[x];
+		}
+		g->garbage += m->nroles - w;
+		m->nroles = (uint8_t)w;
+	}
+	g->garbage += strlen(g->arena ? g->arena + g->roles[k].name : "");
+	g->roles[k] = g->roles[last];
+	g->nroles--;
+}
+
+static int apply(struct cache *c, const char *t, const struct jtok *j, int d)
+{
 	struct guild *g;
-	size_t i;
-	json_t *v;
 
 	if (strcmp(t, "GUILD_CREATE") == 0) {
-		guild_create(c, d);
+		guild_create(c, j, d);
 		return 1;
 	}
 	if (strcmp(t, "GUILD_DELETE") == 0) {
-		g = find_guild(c, snowflake(json_object_get(d, "id")));
-		if (g && !json_is_true(json_object_get(d, "unavailable"))) {
+		g = find_guild(c, jtok_u64(j, GET(d, "id")));
+		if (g && !jtok_is_true(j, GET(d, "unavailable"))) {
 			guild_clear(g);
 			*g = c->guilds[--c->n];
 		}
 		return 1;
 	}
+	uint64_t gid = jtok_u64(j, GET(d, "guild_id"));
 	g = gid ? find_guild(c, gid) : NULL;
 	if (!g)
 		return 0;
+	if (strcmp(t, "GUILD_MEMBER_UPDATE") == 0 || strcmp(t, "GUILD_MEMBER_ADD") == 0) {
+		set_member(g, j, d);
+		return 1;
+	}
 	if (strcmp(t, "GUILD_MEMBERS_CHUNK") == 0) {
-		json_array_foreach(json_object_get(d, "members"), i, v)
-			set_member(g, v);
-		g->chunk_count = (int)json_integer_value(json_object_get(d, "chunk_count"));
+		each(g, j, GET(d, "members"), set_member);
+		g->chunk_count = (int)jtok_int(j, GET(d, "chunk_count"), 0);
 		g->chunks_seen++;
 		return 1;
 	}
-	if (strcmp(t, "GUILD_MEMBER_ADD") == 0 || strcmp(t, "GUILD_MEMBER_UPDATE") == 0) {
-		set_member(g, d);
-		return 1;
-	}
 	if (strcmp(t, "GUILD_MEMBER_REMOVE") == 0) {
-		remove_member(g, snowflake(json_object_get(json_object_get(d, "user"), "id")));
+		remove_member(g, jtok_u64(j, GET(GET(d, "user"), "id")));
 		return 1;
 	}
 	if (strcmp(t, "GUILD_ROLE_CREATE") == 0 || strcmp(t, "GUILD_ROLE_UPDATE") == 0) {
-		set_role(g, json_object_get(d, "role"));
+		set_role(g, j, GET(d, "role"));
 		return 1;
 	}
 	if (strcmp(t, "GUILD_ROLE_DELETE") == 0) {
-		int k = role_index(g, snowflake(json_object_get(d, "role_id")));
+		int k = role_index(g, jtok_u64(j, GET(d, "role_id")));
 		if (k < 0)
 			return 0;
-		/* members keep indexes: the last role moves into the hole, so remap them */
-		int last = (int)g->nroles - 1;
-		for (size_t s = 0; s < g->mcap; s++) {
-			struct member *m = &g->members[s];
-			if (m->used != 1 || !m->nroles)
-				continue;
-			uint8_t *r = (uint8_t *)g->arena + m->roles;
-			size_t w = 0;
-			for (size_t x = 0; x < m->nroles; x++) {
-				if (r[x] == k)
-					continue;
-				r[w++] = r[x] == last ? (uint8_t)k : r[x];
-			}
-			m->nroles = (uint8_t)w;
-		}
-		g->roles[k] = g->roles[last];
-		g->nroles--;
+		role_delete(g, k);
 		return 1;
 	}
 	if (strcmp(t, "CHANNEL_CREATE") == 0 || strcmp(t, "CHANNEL_UPDATE") == 0 ||
 	    strcmp(t, "THREAD_CREATE") == 0 || strcmp(t, "THREAD_UPDATE") == 0) {
-		set_channel(g, d);
+		set_channel(g, j, d);
 		return 1;
 	}
 	if (strcmp(t, "CHANNEL_DELETE") == 0 || strcmp(t, "THREAD_DELETE") == 0) {
-		remove_channel(g, snowflake(json_object_get(d, "id")));
+		remove_channel(g, jtok_u64(j, GET(d, "id")));
 		return 1;
 	}
 	return 0;
+}
+
+int cache_apply(struct cache *c, const char *t, const struct jtok *j, int d)
+{
+	int changed = apply(c, t, j, d);
+	if (changed)
+		for (size_t i = 0; i < c->n; i++)
+			maybe_compact(&c->guilds[i]);
+	return changed;
+}
+
+int cache_apply_json(struct cache *c, const char *t, json_t *d)
+{
+	char *s = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+	struct jtok j = {0};
+	int changed = 0;
+	if (s && jtok_parse(&j, s, strlen(s)) == 0)
+		changed = cache_apply(c, t, &j, 0);
+	jtok_free(&j);
+	free(s);
+	return changed;
 }
 
 size_t cache_guild_count(const struct cache *c)

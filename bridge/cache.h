@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jtok.h"
+
 /* What the bridge knows of Discord: guilds with their roles, channels and members, kept from
  * GUILD_CREATE, member chunks and events. Compact on purpose: snowflakes as 64-bit integers,
  * a member's roles as one-byte indexes into its guild's role table, names in one string arena
@@ -22,8 +24,11 @@ struct cache_member {
 struct cache *cache_new(void);
 void cache_free(struct cache *c);
 
-/* Applies a gateway dispatch (t, d as received). Returns 1 when it changed the cache. */
-int cache_apply(struct cache *c, const char *t, json_t *d);
+/* Applies a gateway dispatch: its name and its data, the value d in j. Returns 1 when it
+ * changed the cache. */
+int cache_apply(struct cache *c, const char *t, const struct jtok *j, int d);
+/* The same for data held as a tree (read over REST). */
+int cache_apply_json(struct cache *c, const char *t, json_t *d);
 
 size_t cache_guild_count(const struct cache *c);
 uint64_t cache_guild_id(const struct cache *c, size_t i);

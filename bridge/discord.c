@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,24 +79,37 @@ static void request_members(struct discord *d, const char *guild_id)
 	json_decref(req);
 }
 
+static void on_chunk_retry(uv_timer_t *t);
+
+/* Sets the retry timer to the earliest guild due for another members request. */
+static void schedule_chunk_retries(struct discord *d)
+{
+	const char *gid;
+	json_t *when;
+	uint64_t now = uv_now(d->loop), next = UINT64_MAX;
+	json_object_foreach(d->chunk_retry, gid, when) {
+		uint64_t at = (uint64_t)json_integer_value(when);
+		if (at < next)
+			next = at;
+	}
+	if (next != UINT64_MAX)
+		uv_timer_start(&d->retry_timer, on_chunk_retry, next > now ? next - now : 0, 0);
+}
+
 static void on_chunk_retry(uv_timer_t *t)
 {
 	struct discord *d = t->data;
 	const char *gid;
 	json_t *when;
 	void *tmp;
-	uint64_t now = uv_now(d->loop), next = 0;
+	uint64_t now = uv_now(d->loop);
 	json_object_foreach_safe(d->chunk_retry, tmp, gid, when) {
-		uint64_t at = (uint64_t)json_integer_value(when);
-		if (at <= now) {
+		if ((uint64_t)json_integer_value(when) <= now) {
 			request_members(d, gid);
 			json_object_del(d->chunk_retry, gid);
-		} else if (!next || at < next) {
-			next = at;
 		}
 	}
-	if (next)
-		uv_timer_start(&d->retry_timer, on_chunk_retry, next - now, 0);
+	schedule_chunk_retries(d);
 }
 
 /* A process that resumed a session gets no GUILD_CREATE: it reads its guilds over REST and
@@ -110,7 +124,7 @@ static void refill_done(struct refill *f)
 {
 	struct discord *d = f->d;
 	if (!d->stopping) {
-		cache_apply(d->cache, "GUILD_CREATE", f->guild);
+		cache_apply_json(d->cache, "GUILD_CREATE", f->guild);
 		request_members(d, json_string_value(json_object_get(f->guild, "id")));
 	}
 	json_decref(f->guild);
@@ -165,14 +179,14 @@ static void on_my_guilds(const struct rest_result *r, void *ud)
 	}
 }
 
-static void on_dispatch(void *ud, const char *t, json_t *data, long seq)
+static void on_dispatch(void *ud, const char *t, const struct jtok *j, int data, long seq)
 {
 	struct discord *d = ud;
 	metrics.gateway_dispatches++;
-	cache_apply(d->cache, t, data);
+	cache_apply(d->cache, t, j, data);
 	if (strcmp(t, "GUILD_CREATE") == 0) {
-		const char *gid = json_string_value(json_object_get(data, "id"));
-		if (gid)
+		char gid[24];
+		if (jtok_str(j, jtok_get(j, data, "id"), gid, sizeof(gid)) > 0)
 			request_members(d, gid);
 	} else if (strcmp(t, "RESUMED") == 0 && cache_guild_count(d->cache) == 0) {
 		struct err e = {0};
@@ -180,17 +194,15 @@ static void on_dispatch(void *ud, const char *t, json_t *data, long seq)
 		              on_my_guilds, d, &e))
 			log_warn("discord", e.msg);
 	} else if (strcmp(t, "RATE_LIMITED") == 0 &&
-	           json_integer_value(json_object_get(data, "opcode")) == 8) {
+	           jtok_int(j, jtok_get(j, data, "opcode"), -1) == 8) {
 		/* one all-members request per guild every 30 s: ask again when allowed */
-		const char *gid =
-		    json_string_value(json_object_get(json_object_get(data, "meta"), "guild_id"));
-		double after = json_number_value(json_object_get(data, "retry_after"));
-		uint64_t ms = (uint64_t)(after * 1000.0) + 100;
-		if (gid) {
-			json_object_set_new(
-			    d->chunk_retry, gid,
-			    json_integer((json_int_t)uv_now(d->loop) + (json_int_t)ms));
-			uv_timer_start(&d->retry_timer, on_chunk_retry, ms, 0);
+		char gid[24];
+		double after = jtok_real(j, jtok_get(j, data, "retry_after"), 30.0);
+		if (jtok_str(j, jtok_get(j, jtok_get(j, data, "meta"), "guild_id"), gid,
+		             sizeof(gid)) > 0) {
+			uint64_t at = uv_now(d->loop) + (uint64_t)(after * 1000.0) + 100;
+			json_object_set_new(d->chunk_retry, gid, json_integer((json_int_t)at));
+			schedule_chunk_retries(d);
 		}
 	}
 	size_t members = 0;

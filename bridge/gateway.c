@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include "gateway.h"
+#include "jtok.h"
 #include "log.h"
 
 #define SEND_LIMIT     120
@@ -34,6 +35,7 @@ struct gw {
 	int ready;
 	char *session_id, *resume_url;
 	long seq;
+	struct jtok jt; /* the last message, tokenized */
 	/* the connection */
 	int zlib;
 	z_stream zs;
@@ -366,21 +368,19 @@ static void resume(struct gw *g)
 
 static void handle(struct gw *g, const char *text, size_t len)
 {
-	json_error_t je;
-	json_t *m = json_loadb(text, len, 0, &je);
-	if (!m) {
+	struct jtok *j = &g->jt;
+	if (jtok_parse(j, text, len) != 0 || !jtok_is_object(j, 0)) {
 		drop(g, N_RESUME, "undecodable frame from the gateway; reconnecting");
 		return;
 	}
-	int op = (int)json_integer_value(json_object_get(m, "op"));
-	json_t *d = json_object_get(m, "d");
-	json_t *s = json_object_get(m, "s");
-	if (json_is_integer(s))
-		g->seq = (long)json_integer_value(s);
+	int op = (int)jtok_int(j, jtok_get(j, 0, "op"), -1);
+	int d = jtok_get(j, 0, "d");
+	long long s = jtok_int(j, jtok_get(j, 0, "s"), -1);
+	if (s >= 0)
+		g->seq = (long)s;
 	switch (op) {
 	case 10: {
-		g->hb_interval =
-		    (unsigned)json_integer_value(json_object_get(d, "heartbeat_interval"));
+		g->hb_interval = (unsigned)jtok_int(j, jtok_get(j, d, "heartbeat_interval"), 0);
 		if (g->hb_interval < 100)
 			g->hb_interval = 41250;
 		g->acked = 1;
@@ -402,7 +402,7 @@ static void handle(struct gw *g, const char *text, size_t len)
 		drop(g, N_RESUME, "the gateway asked to reconnect (op 7); resuming");
 		break;
 	case 9:
-		if (json_is_true(d)) {
+		if (jtok_is_true(j, d)) {
 			drop(g, N_RESUME, "invalid session (op 9, resumable); resuming");
 		} else {
 			free(g->session_id);
@@ -413,33 +413,33 @@ static void handle(struct gw *g, const char *text, size_t len)
 		}
 		break;
 	case 0: {
-		const char *t = json_string_value(json_object_get(m, "t"));
+		char t[64];
+		if (jtok_str(j, jtok_get(j, 0, "t"), t, sizeof(t)) < 0)
+			break;
 		g->st.dispatches++;
-		if (t && strcmp(t, "READY") == 0) {
-			const char *sid = json_string_value(json_object_get(d, "session_id"));
-			const char *url =
-			    json_string_value(json_object_get(d, "resume_gateway_url"));
+		int ready = strcmp(t, "READY") == 0;
+		if (ready) {
 			free(g->session_id);
-			g->session_id = sid ? strdup(sid) : NULL;
+			g->session_id = jtok_strdup(j, jtok_get(j, d, "session_id"));
+			char *url = jtok_strdup(j, jtok_get(j, d, "resume_gateway_url"));
 			if (url) {
 				free(g->resume_url);
-				g->resume_url = strdup(url);
+				g->resume_url = url;
 			}
 		}
-		if (t && (strcmp(t, "READY") == 0 || strcmp(t, "RESUMED") == 0)) {
+		if (ready || strcmp(t, "RESUMED") == 0) {
 			g->ready = 1;
 			g->failures = 0;
-			log_info("gateway", strcmp(t, "READY") == 0 ? "ready" : "resumed");
+			log_info("gateway", ready ? "ready" : "resumed");
 			set_state(g, GW_READY, t);
 		}
-		if (g->h.dispatch && t)
-			g->h.dispatch(g->ud, t, d, g->seq);
+		if (g->h.dispatch)
+			g->h.dispatch(g->ud, t, j, d, g->seq);
 		break;
 	}
 	default:
 		break;
 	}
-	json_decref(m);
 }
 
 /* Collects a message; with zlib-stream a message ends with 00 00 ff ff. */
@@ -799,6 +799,7 @@ void gw_free(struct gw *g)
 		inflateEnd(&g->zs);
 	free(g->rx);
 	free(g->zout);
+	jtok_free(&g->jt);
 	free(g->session_id);
 	free(g->resume_url);
 	free((char *)g->o.url);

@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include "err.h"
+#include "jtok.h"
 
 /* The Discord gateway client: one shard's WebSocket on the loop (libwebsockets client).
  *
@@ -36,8 +37,9 @@ struct gw_opts {
 };
 
 struct gw_handler {
-	/* Every dispatch (op 0), in order. d is borrowed. */
-	void (*dispatch)(void *ud, const char *t, json_t *d, long seq);
+	/* Every dispatch (op 0), in order: its name and its data, the value d of the message in j
+	 * (borrowed for the call; jtok_json(j, d) gives a tree when one is wanted). */
+	void (*dispatch)(void *ud, const char *t, const struct jtok *j, int d, long seq);
 	/* State changes, with a reason for DOWN and FATAL. */
 	void (*state)(void *ud, enum gw_state st, const char *why);
 };

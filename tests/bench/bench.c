@@ -193,25 +193,46 @@ static void bench_firehose(const char *sim_bin);
 static void bench_chunking(const char *sim_bin);
 static void bench_ingest(const char *sim_bin);
 
-int main(void)
+/* Arguments name the benchmarks to run; none runs them all. */
+static int want(int argc, char **argv, const char *name)
+{
+	if (argc < 2)
+		return 1;
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	const char *url = getenv("DATABASE_URL");
-	log_threshold = LOGL_WARN;
-	printf("cohortbridge benchmarks (%s)\n", uv_version_string());
-	bench_log();
-	bench_jpos();
-	if (url && *url)
-		bench_db(url);
-	else
-		printf("db       skipped: DATABASE_URL is not set\n");
-	bench_httpd();
 	const char *sim = getenv("DISCORD_SIM_BIN");
-	if (sim && *sim) {
-		signal(SIGPIPE, SIG_IGN);
-		bench_firehose(sim);
-		bench_chunking(sim);
-		bench_ingest(sim);
+	log_threshold = LOGL_WARN;
+	signal(SIGPIPE, SIG_IGN);
+	printf("cohortbridge benchmarks (%s)\n", uv_version_string());
+	if (want(argc, argv, "log"))
+		bench_log();
+	if (want(argc, argv, "jpos"))
+		bench_jpos();
+	if (want(argc, argv, "db")) {
+		if (url && *url)
+			bench_db(url);
+		else
+			printf("db       skipped: DATABASE_URL is not set\n");
 	}
+	if (want(argc, argv, "httpd"))
+		bench_httpd();
+	if (!sim || !*sim) {
+		printf("discord  skipped: DISCORD_SIM_BIN is not set\n");
+		return 0;
+	}
+	if (want(argc, argv, "firehose"))
+		bench_firehose(sim);
+	if (want(argc, argv, "chunking"))
+		bench_chunking(sim);
+	if (want(argc, argv, "ingest"))
+		bench_ingest(sim);
 	return 0;
 }
 
@@ -480,19 +501,18 @@ struct ingest {
 	char guild_id[32];
 };
 
-static void on_ingest(void *ud, const char *t, json_t *d, long seq)
+static void on_ingest(void *ud, const char *t, const struct jtok *j, int d, long seq)
 {
 	struct ingest *in = ud;
-	cache_apply(in->cache, t, d);
+	cache_apply(in->cache, t, j, d);
 	if (strcmp(t, "GUILD_MEMBER_UPDATE") == 0) {
 		in->updates++;
 	} else if (strcmp(t, "GUILD_CREATE") == 0) {
-		snprintf(in->guild_id, sizeof(in->guild_id), "%s",
-		         json_string_value(json_object_get(d, "id")));
+		jtok_str(j, jtok_get(j, d, "id"), in->guild_id, sizeof(in->guild_id));
 		in->guild = 1;
 	} else if (strcmp(t, "GUILD_MEMBERS_CHUNK") == 0) {
 		in->chunks++;
-		in->chunk_count = (long)json_integer_value(json_object_get(d, "chunk_count"));
+		in->chunk_count = (long)jtok_int(j, jtok_get(j, d, "chunk_count"), 0);
 	}
 }
 
@@ -509,6 +529,49 @@ static void run_until_flag(long *v, long want, double max_s)
 		uv_run(uv_default_loop(), UV_RUN_NOWAIT);
 }
 
+/* The process's resident set, from /proc/self/status. */
+static long rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "VmRSS:", 6) == 0) {
+			kb = strtol(line + 6, NULL, 10);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return kb * 1024;
+}
+
+/* A peer client (tests/bench/peers) on a fresh simulator with the same world and firehose;
+ * fills events/s and resident set. Returns 0, or -1 when the peer cannot run here. */
+static int run_peer(const char *sim_bin, const char *peer, long events, double *rate,
+                    double *rss, char *version, size_t vcap)
+{
+	int port;
+	const char *world[] = {"--world", "tests/sim/worlds/100k.json", NULL};
+	pid_t pid = spawn_sim(sim_bin, world, &port);
+	char cmd[256], out[1024] = "";
+	snprintf(cmd, sizeof(cmd), "tests/bench/peers/run %s %d %ld", peer, port, events);
+	FILE *p = popen(cmd, "r");
+	if (p) {
+		if (!fgets(out, sizeof(out), p))
+			out[0] = '\0';
+		pclose(p);
+	}
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	json_t *j = json_loads(out, 0, NULL);
+	long got = (long)json_integer_value(json_object_get(j, "events"));
+	*rate = json_number_value(json_object_get(j, "events_per_s"));
+	*rss = json_number_value(json_object_get(j, "rss_bytes"));
+	snprintf(version, vcap, "%s", json_string_value(json_object_get(j, "version")) ?: "?");
+	json_decref(j);
+	return j && got == events ? 0 : -1;
+}
+
 static void bench_ingest(const char *sim_bin)
 {
 	int port;
@@ -520,6 +583,7 @@ static void bench_ingest(const char *sim_bin)
 	snprintf(url, sizeof(url), "ws://127.0.0.1:%d", port);
 	struct gw_opts o = {.url = url, .token = "sim-token", .intents = 3, .compress = 0};
 	struct gw_handler h = {on_ingest, on_ingest_state};
+	long rss0 = rss_bytes();
 	in.cache = cache_new();
 	in.gw = gw_new(uv_default_loop(), &o, &h, &in, &err);
 	gw_start(in.gw, &err);
@@ -536,9 +600,12 @@ static void bench_ingest(const char *sim_bin)
 		uv_run(uv_default_loop(), UV_RUN_NOWAIT);
 	uint64_t gid = strtoull(in.guild_id, NULL, 10);
 	size_t members = cache_member_count(in.cache, gid), bytes = cache_bytes(in.cache);
+	long rss = rss_bytes();
 	printf("cache    %10zu members in %zu bytes: %.1f bytes per member (chunks applied in %.2f "
 	       "s)\n",
 	       members, bytes, (double)bytes / (double)(members ? members : 1), now_s() - t0);
+	printf("memory   %10.1f MB resident with them cached (%.1f MB more than before connecting)\n",
+	       (double)rss / 1e6, (double)(rss - rss0) / 1e6);
 
 	long n = 300000;
 	char body[96];
@@ -546,14 +613,29 @@ static void bench_ingest(const char *sim_bin)
 	t0 = now_s();
 	http_post(port, "/_sim/gateway/firehose", body);
 	run_until_flag(&in.updates, n, 60);
-	double t = now_s() - t0;
-	printf("ingest   %10.0f GUILD_MEMBER_UPDATE/s parsed (jansson) and applied to the cache "
+	double t = now_s() - t0, ours = (double)in.updates / t;
+	printf("ingest   %10.0f GUILD_MEMBER_UPDATE/s parsed (jsmn) and applied to the cache "
 	       "(%ld events, %.2f s)\n",
-	       (double)in.updates / t, in.updates, t);
+	       ours, in.updates, t);
 	gw_close(in.gw);
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 	gw_free(in.gw);
 	cache_free(in.cache);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
+
+	/* the same world and firehose through discord.js and discord.py */
+	static const char *const peers[][2] = {{"djs", "discord.js"}, {"dpy", "discord.py"}};
+	for (size_t i = 0; i < 2; i++) {
+		double rate, prss;
+		char ver[32];
+		if (run_peer(sim_bin, peers[i][0], n, &rate, &prss, ver, sizeof(ver)) != 0) {
+			printf("peer     %s skipped: it could not run here (see above)\n",
+			       peers[i][1]);
+			continue;
+		}
+		printf("peer     %-10s %-7s %10.0f events/s (ours %.1fx; goal 10x discord.js), "
+		       "%.1f MB resident with 100,000 members (ours %.3f of it; goal 0.1)\n",
+		       peers[i][1], ver, rate, ours / rate, prss / 1e6, (double)rss / prss);
+	}
 }

@@ -21,7 +21,7 @@ struct watch {
 	int out_of_order;
 };
 
-static void on_dispatch(void *ud, const char *t, json_t *d, long seq)
+static void on_dispatch(void *ud, const char *t, const struct jtok *j, int d, long seq)
 {
 	struct watch *w = ud;
 	if (seq <= w->last_seq && strcmp(t, "RESUMED") != 0)
@@ -30,8 +30,10 @@ static void on_dispatch(void *ud, const char *t, json_t *d, long seq)
 	if (strcmp(t, "GUILD_CREATE") == 0)
 		w->guild_creates++;
 	if (strcmp(t, "GUILD_MEMBER_ADD") == 0) {
-		const char *name =
-		    json_string_value(json_object_get(json_object_get(d, "user"), "username"));
+		char name[64];
+		if (jtok_str(j, jtok_get(j, jtok_get(j, d, "user"), "username"), name,
+		             sizeof(name)) < 0)
+			return;
 		json_t *n = json_object_get(w->joined, name);
 		json_object_set_new(w->joined, name,
 		                    json_integer(n ? json_integer_value(n) + 1 : 1));
