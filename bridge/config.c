@@ -192,6 +192,15 @@ static struct config *build(const char *path, const json_t *root, struct err *er
 	c->discord_compress = comp ? json_is_true(comp) : true;
 	c->discord_global_limit = uint_or(json_object_get(dc, "global_limit"), 50);
 	c->discord_global_window_ms = uint_or(json_object_get(dc, "global_window_ms"), 1000);
+	c->defer_ms = uint_or(json_object_get(dc, "defer_ms"), 2000);
+	const json_t *staff = json_object_get(dc, "staff_roles");
+	size_t nstaff = staff ? json_array_size(staff) : 1;
+	c->staff_roles = calloc(nstaff + 1, sizeof(char *));
+	for (size_t i = 0; c->staff_roles && i < nstaff; i++) {
+		c->staff_roles[i] = strdup(staff ? json_string_value(json_array_get(staff, i)) : "Staff");
+		if (!c->staff_roles[i])
+			break;
+	}
 	const json_t *ob = json_object_get(root, "outbox");
 	c->outbox_lease_ms = uint_or(json_object_get(ob, "lease_ms"), 30000);
 	c->outbox_batch = uint_or(json_object_get(ob, "batch"), 100);
@@ -271,5 +280,8 @@ void config_free(struct config *cfg)
 	free(cfg->http_host);
 	free(cfg->mappings_dir);
 	free(cfg->discord_api_url);
+	for (size_t i = 0; cfg->staff_roles && cfg->staff_roles[i]; i++)
+		free(cfg->staff_roles[i]);
+	free(cfg->staff_roles);
 	free(cfg);
 }

@@ -28,6 +28,8 @@ struct config {
 	unsigned discord_intents;
 	bool discord_compress;
 	unsigned discord_global_limit, discord_global_window_ms;
+	char **staff_roles; /* names or ids, NULL-terminated */
+	unsigned defer_ms;
 	unsigned outbox_lease_ms, outbox_batch;
 	struct source_cfg *sources;
 	size_t nsources;

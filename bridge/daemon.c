@@ -190,6 +190,7 @@ static void on_reload(uv_signal_t *s, int signum)
 		log_threshold = nc->log_level;
 	config_free(d->cfg);
 	d->cfg = nc;
+	discord_reload(d->discord, nc);
 	metrics.config_reloads_ok++;
 	log_info("daemon", "configuration reloaded", "file", nc->path);
 	audit(d, "config_reloaded", json_pack("{s:s}", "file", nc->path));

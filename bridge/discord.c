@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "commands.h"
 #include "discord.h"
 #include "gateway.h"
 #include "log.h"
@@ -27,6 +28,7 @@ struct discord {
 	const char *state;
 	long saved_seq;
 	struct cache *cache;
+	struct ix_router *ix;
 	json_t *chunk_retry; /* guild id -> when (loop ms) to ask for its members again */
 	/* retry_timer serves the /gateway/bot retry before the gateway is up and the chunk
 	 * retries after it; the two are never pending at once. */
@@ -126,6 +128,7 @@ static void refill_done(struct refill *f)
 	if (!d->stopping) {
 		cache_apply_json(d->cache, "GUILD_CREATE", f->guild);
 		request_members(d, json_string_value(json_object_get(f->guild, "id")));
+		ix_sync_commands(d->ix, json_string_value(json_object_get(f->guild, "id")));
 	}
 	json_decref(f->guild);
 	free(f);
@@ -184,10 +187,22 @@ static void on_dispatch(void *ud, const char *t, const struct jtok *j, int data,
 	struct discord *d = ud;
 	metrics.gateway_dispatches++;
 	cache_apply(d->cache, t, j, data);
-	if (strcmp(t, "GUILD_CREATE") == 0) {
+	if (strcmp(t, "INTERACTION_CREATE") == 0) {
+		json_t *in = jtok_json(j, data);
+		if (in)
+			ix_dispatch(d->ix, in);
+		json_decref(in);
+	} else if (strcmp(t, "GUILD_CREATE") == 0) {
 		char gid[24];
-		if (jtok_str(j, jtok_get(j, data, "id"), gid, sizeof(gid)) > 0)
+		if (jtok_str(j, jtok_get(j, data, "id"), gid, sizeof(gid)) > 0) {
 			request_members(d, gid);
+			ix_sync_commands(d->ix, gid);
+		}
+	} else if (strcmp(t, "READY") == 0) {
+		char app[24];
+		if (jtok_str(j, jtok_get(j, jtok_get(j, data, "application"), "id"), app,
+		             sizeof(app)) > 0)
+			ix_router_set_app(d->ix, app);
 	} else if (strcmp(t, "RESUMED") == 0 && cache_guild_count(d->cache) == 0) {
 		struct err e = {0};
 		if (rest_send(d->rest, "GET", "/users/@me/guilds", NULL, NULL, NULL, 0,
@@ -313,10 +328,25 @@ static void on_gateway_bot(const struct rest_result *r, void *ud)
 		start_gateway(d, NULL, 0, NULL);
 }
 
+/* The application's id, for commands and interaction webhooks: READY carries it too, but a
+ * resumed session never sees a READY. */
+static void on_application(const struct rest_result *r, void *ud)
+{
+	struct discord *d = ud;
+	const char *id = json_string_value(json_object_get(r->body, "id"));
+	if (r->status == 200 && id && d->ix)
+		ix_router_set_app(d->ix, id);
+	else if (r->status != 0)
+		log_warn("discord", "cannot read the application", "error", r->err.msg);
+}
+
 static void fetch_gateway(struct discord *d)
 {
 	struct err err = {0};
 	d->state = "connecting";
+	if (rest_send(d->rest, "GET", "/applications/@me", NULL, NULL, NULL, 0, on_application, d,
+	              &err))
+		log_error("discord", err.msg);
 	if (rest_send(d->rest, "GET", "/gateway/bot", NULL, NULL, NULL, 0, on_gateway_bot, d, &err))
 		log_error("discord", err.msg);
 }
@@ -347,9 +377,18 @@ struct discord *discord_start(uv_loop_t *loop, struct httpc *http, struct db *db
 	                      .global_limit = cfg->discord_global_limit,
 	                      .global_window_ms = cfg->discord_global_window_ms};
 	d->rest = rest_new(loop, http, &o, err);
-	if (!d->rest) {
+	struct ix_opts io = {.defer_ms = cfg->defer_ms,
+	                     .staff_roles = (const char *const *)cfg->staff_roles};
+	d->ix = d->rest ? ix_router_new(loop, d->rest, db, d->cache, commands, commands_count, &io, d)
+	                : NULL;
+	if (!d->ix) {
+		rest_free(d->rest);
+		cache_free(d->cache);
+		json_decref(d->chunk_retry);
 		free(d->token);
 		free(d);
+		if (err && !err->msg[0])
+			err_set(err, "out of memory");
 		return NULL;
 	}
 	uv_timer_init(loop, &d->save_timer);
@@ -358,6 +397,12 @@ struct discord *discord_start(uv_loop_t *loop, struct httpc *http, struct db *db
 	d->handles = 2;
 	fetch_gateway(d);
 	return d;
+}
+
+void discord_reload(struct discord *d, const struct config *cfg)
+{
+	if (d && d->ix)
+		ix_router_set_staff(d->ix, (const char *const *)cfg->staff_roles);
 }
 
 const char *discord_state(const struct discord *d)
@@ -391,6 +436,8 @@ void discord_stop(struct discord *d)
 	uv_close((uv_handle_t *)&d->retry_timer, on_closed);
 	if (d->gw)
 		gw_close(d->gw);
+	ix_router_free(d->ix);
+	d->ix = NULL;
 	rest_free(d->rest);
 	d->rest = NULL;
 	d->state = "stopped";

@@ -21,6 +21,9 @@ struct discord *discord_start(uv_loop_t *loop, struct httpc *http, struct db *db
                               const struct config *cfg, const char *token, discord_fatal_cb fatal,
                               void *ud, struct err *err);
 
+/* Takes what may change on a reload (the staff roles). */
+void discord_reload(struct discord *d, const struct config *cfg);
+
 /* "starting", "connecting", "ready", "down" or "stopped". */
 const char *discord_state(const struct discord *d);
 int discord_ready(const struct discord *d);
