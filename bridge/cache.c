@@ -25,7 +25,6 @@ struct member {
 	uint32_t name, nick; /* arena offsets; nick 0: none */
 	uint32_t roles;
 	uint8_t nroles;
-	uint8_t used; /* 0: an empty or removed slot */
 };
 
 struct guild {
@@ -34,8 +33,12 @@ struct guild {
 	size_t nroles;
 	struct channel *channels;
 	size_t nchannels, chcap;
-	struct member *members; /* open addressing by user id */
+	/* members side by side, found through an open-addressing index of positions + 1 (4 bytes
+	 * a slot, so the slack of a hash table costs little) */
+	struct member *members;
 	size_t mcap, mcount;
+	uint32_t *index;
+	size_t icap;
 	char *arena; /* strings and role lists; offset 0 is the empty string */
 	size_t alen, acap, garbage;
 	int chunks_seen, chunk_count;
@@ -107,10 +110,8 @@ static void maybe_compact(struct guild *g)
 		MOVE_STR(g->roles[i].name);
 	for (size_t i = 0; i < g->nchannels; i++)
 		MOVE_STR(g->channels[i].name);
-	for (size_t i = 0; i < g->mcap; i++) {
+	for (size_t i = 0; i < g->mcount; i++) {
 		struct member *m = &g->members[i];
-		if (m->used != 1)
-			continue;
 		MOVE_STR(m->name);
 		MOVE_STR(m->nick);
 		m->roles = m->nroles ? arena_put(g, old + m->roles, m->nroles, 0) : 0;
@@ -129,6 +130,7 @@ static void guild_clear(struct guild *g)
 	free(g->roles);
 	free(g->channels);
 	free(g->members);
+	free(g->index);
 	free(g->arena);
 }
 
@@ -239,36 +241,60 @@ static void remove_channel(struct guild *g, uint64_t id)
 static size_t slot(const struct guild *g, uint64_t user)
 {
 	uint64_t h = user * 0x9E3779B97F4A7C15ull;
-	return (size_t)(h >> 17) & (g->mcap - 1);
+	return (size_t)(h >> 17) & (g->icap - 1);
+}
+
+/* The index slot of user: the one holding it, or the empty one where it would go. */
+static size_t find_slot(const struct guild *g, uint64_t user)
+{
+	size_t i = slot(g, user);
+	while (g->index[i] && g->members[g->index[i] - 1].user_id != user)
+		i = (i + 1) & (g->icap - 1);
+	return i;
 }
 
 static struct member *find_member(const struct guild *g, uint64_t user)
 {
-	if (!g->mcap)
+	if (!g->icap)
 		return NULL;
-	for (size_t i = slot(g, user);; i = (i + 1) & (g->mcap - 1)) {
-		struct member *m = &g->members[i];
-		if (!m->used || m->user_id == user)
-			return m;
-	}
+	uint32_t k = g->index[find_slot(g, user)];
+	return k ? &g->members[k - 1] : NULL;
 }
 
-static int grow_members(struct guild *g)
+static int grow_index(struct guild *g)
 {
-	size_t cap = g->mcap ? g->mcap * 2 : 64;
-	struct member *old = g->members;
-	size_t oldcap = g->mcap;
-	g->members = calloc(cap, sizeof(*g->members));
-	if (!g->members) {
-		g->members = old;
+	size_t cap = g->icap ? g->icap * 2 : 64;
+	uint32_t *n = calloc(cap, sizeof(*n));
+	if (!n)
 		return -1;
-	}
-	g->mcap = cap;
-	for (size_t i = 0; i < oldcap; i++)
-		if (old[i].used == 1)
-			*find_member(g, old[i].user_id) = old[i];
-	free(old);
+	free(g->index);
+	g->index = n;
+	g->icap = cap;
+	for (size_t k = 0; k < g->mcount; k++)
+		g->index[find_slot(g, g->members[k].user_id)] = (uint32_t)(k + 1);
 	return 0;
+}
+
+static struct member *add_member(struct guild *g, uint64_t id)
+{
+	if ((g->mcount + 1) * 4 > g->icap * 3 && grow_index(g) != 0)
+		return NULL;
+	size_t i = find_slot(g, id);
+	if (g->index[i])
+		return &g->members[g->index[i] - 1];
+	if (g->mcount == g->mcap) {
+		size_t cap = g->mcap + g->mcap / 2 + 16;
+		struct member *n = realloc(g->members, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		g->members = n;
+		g->mcap = cap;
+	}
+	struct member *m = &g->members[g->mcount++];
+	memset(m, 0, sizeof(*m));
+	m->user_id = id;
+	g->index[i] = (uint32_t)g->mcount;
+	return m;
 }
 
 static void set_member(struct guild *g, const struct jtok *j, int m)
@@ -277,15 +303,9 @@ static void set_member(struct guild *g, const struct jtok *j, int m)
 	uint64_t id = jtok_u64(j, GET(user, "id"));
 	if (!id)
 		return;
-	if ((g->mcount + 1) * 4 > g->mcap * 3 && grow_members(g) != 0)
+	struct member *slotp = add_member(g, id);
+	if (!slotp)
 		return;
-	struct member *slotp = find_member(g, id);
-	if (slotp->used != 1) {
-		memset(slotp, 0, sizeof(*slotp));
-		g->mcount++;
-	}
-	slotp->user_id = id;
-	slotp->used = 1;
 	arena_set_str(g, &slotp->name, j, GET(user, "username"));
 	arena_set_str(g, &slotp->nick, j, GET(m, "nick"));
 	int roles = GET(m, "roles");
@@ -314,29 +334,35 @@ static void set_member(struct guild *g, const struct jtok *j, int m)
 
 static void remove_member(struct guild *g, uint64_t user)
 {
-	struct member *m = find_member(g, user);
-	if (!m || m->used != 1)
+	if (!g->icap || !g->index[find_slot(g, user)])
 		return;
+	size_t i = find_slot(g, user);
+	size_t k = g->index[i] - 1;
+	struct member *m = &g->members[k];
+	g->garbage += (m->name ? strlen(g->arena + m->name) + 1 : 0) +
+	              (m->nick ? strlen(g->arena + m->nick) + 1 : 0) + m->nroles;
 	/* backward-shift deletion keeps every probe chain intact */
-	size_t i = (size_t)(m - g->members);
 	for (;;) {
-		g->members[i].used = 0;
+		g->index[i] = 0;
 		size_t j = i;
 		for (;;) {
-			j = (j + 1) & (g->mcap - 1);
-			if (!g->members[j].used)
-				goto done;
-			size_t home = slot(g, g->members[j].user_id);
+			j = (j + 1) & (g->icap - 1);
+			if (!g->index[j])
+				goto shifted;
+			size_t home = slot(g, g->members[g->index[j] - 1].user_id);
 			/* can the entry at j move to i? only if its home is not between i and j */
-			if ((j > i && (home <= i || home > j)) ||
-			    (j < i && (home <= i && home > j)))
+			if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j)))
 				break;
 		}
-		g->members[i] = g->members[j];
+		g->index[i] = g->index[j];
 		i = j;
 	}
-done:
-	g->mcount--;
+shifted:
+	/* the last member fills the hole */
+	if (k != --g->mcount) {
+		g->members[k] = g->members[g->mcount];
+		g->index[find_slot(g, g->members[k].user_id)] = (uint32_t)(k + 1);
+	}
 }
 
 typedef void (*apply_fn)(struct guild *g, const struct jtok *j, int v);
@@ -363,9 +389,9 @@ static void role_delete(struct guild *g, int k)
 {
 	/* members keep indexes: the last role moves into the hole, so remap them */
 	int last = (int)g->nroles - 1;
-	for (size_t s = 0; s < g->mcap; s++) {
+	for (size_t s = 0; s < g->mcount; s++) {
 		struct member *m = &g->members[s];
-		if (m->used != 1 || !m->nroles)
+		if (!m->nroles)
 			continue;
 		uint8_t *r = (uint8_t *)g->arena + m->roles;
 		size_t w = 0;
@@ -498,7 +524,7 @@ int cache_member(const struct cache *c, uint64_t guild, uint64_t user, struct ca
 {
 	const struct guild *g = find_guild(c, guild);
 	const struct member *m = g ? find_member(g, user) : NULL;
-	if (!m || m->used != 1)
+	if (!m)
 		return -1;
 	out->user_id = m->user_id;
 	if (!g->arena) {
@@ -531,7 +557,7 @@ size_t cache_bytes(const struct cache *c)
 	for (size_t i = 0; i < c->n; i++) {
 		const struct guild *g = &c->guilds[i];
 		n += g->nroles * sizeof(struct role) + g->chcap * sizeof(struct channel) +
-		     g->mcap * sizeof(struct member) + g->acap;
+		     g->mcap * sizeof(struct member) + g->icap * sizeof(uint32_t) + g->acap;
 	}
 	return n;
 }
