@@ -20,11 +20,16 @@ struct ix {
 	const char *user_id, *guild_id, *custom_id;
 	size_t route_len; /* where the custom_id's arguments begin */
 	enum ix_state state;
-	json_t *held;   /* an answer that came while the deferral was in flight */
-	int held_kind;  /* 0 reply, 1 failure */
+	json_t *held;  /* an answer that came while the deferral was in flight */
+	int held_kind; /* 0 reply, 1 failure */
 	uint64_t arrived;
-	int deferring; /* the deferral's request holds a pointer to this: free after its answer */
-	int closed;
+	/* Freed when the timer is closed, the deferral's request has come back, and the handler has
+	 * given its answer: a handler waiting on the database may answer after the router ended
+	 * the interaction (shutdown, a give-up), and must still find it. */
+	int deferring, closed, handler_done;
+	struct db *db; /* the router's, copied: handlers may outlive the router */
+	struct cache *cache;
+	void *ud;
 	uv_timer_t timer;
 };
 
@@ -115,12 +120,17 @@ static void free_ix(struct ix *ix)
 	free(ix);
 }
 
+static void maybe_free(struct ix *ix)
+{
+	if (ix->closed && !ix->deferring && ix->handler_done)
+		free_ix(ix);
+}
+
 static void on_closed(uv_handle_t *h)
 {
 	struct ix *ix = h->data;
 	ix->closed = 1;
-	if (!ix->deferring)
-		free_ix(ix);
+	maybe_free(ix);
 }
 
 static void finish(struct ix *ix)
@@ -161,14 +171,15 @@ static int send_answer(struct ix *ix, int type, json_t *data, rest_cb cb, void *
 	int rc;
 	if (ix->state == S_DEFERRED) {
 		const char *args[] = {r->app_id, ix->token, NULL};
-		rc = rest_send(r->rest, "PATCH", "/webhooks/{application_id}/{token}/messages/@original",
-		               args, data, NULL, 0, cb, cbud, &e);
+		rc = rest_send(r->rest, "PATCH",
+		               "/webhooks/{application_id}/{token}/messages/@original", args, data,
+		               NULL, 0, cb, cbud, &e);
 	} else {
 		const char *args[] = {ix->id, ix->token, NULL};
 		json_t *body = data ? json_pack("{s:i, s:O}", "type", type, "data", data)
 		                    : json_pack("{s:i}", "type", type);
-		rc = rest_send(r->rest, "POST", "/interactions/{interaction_id}/{token}/callback", args,
-		               body, NULL, REST_INTERACTION, cb, cbud, &e);
+		rc = rest_send(r->rest, "POST", "/interactions/{interaction_id}/{token}/callback",
+		               args, body, NULL, REST_INTERACTION, cb, cbud, &e);
 		json_decref(body);
 	}
 	if (rc != 0)
@@ -203,7 +214,8 @@ static void fail_with(struct ix *ix, const char *text, const char *why)
 	finish(ix);
 }
 
-/* --- deferral ---------------------------------------------------------------------------------- */
+/* --- deferral ----------------------------------------------------------------------------------
+ */
 
 static void on_give_up(uv_timer_t *t)
 {
@@ -216,7 +228,7 @@ static void on_deferred(const struct rest_result *res, void *ud)
 	struct ix *ix = ud;
 	ix->deferring = 0;
 	if (ix->closed) {
-		free_ix(ix);
+		maybe_free(ix);
 		return;
 	}
 	if (ix->state == S_DONE) /* the router went away meanwhile; the close frees it */
@@ -249,8 +261,9 @@ static void on_defer_timer(uv_timer_t *t)
 {
 	struct ix *ix = t->data;
 	int type = (ix->def->flags & IX_UPDATE) && ix->def->type != IX_COMMAND ? 6 : 5;
-	json_t *data =
-	    type == 5 && (ix->def->flags & IX_EPHEMERAL) ? json_pack("{s:i}", "flags", EPHEMERAL) : NULL;
+	json_t *data = type == 5 && (ix->def->flags & IX_EPHEMERAL)
+	                   ? json_pack("{s:i}", "flags", EPHEMERAL)
+	                   : NULL;
 	ix->state = S_DEFERRING;
 	ix->deferring = 1;
 	log_debug("interactions", "deferred", "route", ix->def->name);
@@ -261,11 +274,12 @@ static void on_defer_timer(uv_timer_t *t)
 	json_decref(data);
 }
 
-/* --- for handlers ------------------------------------------------------------------------------ */
+/* --- for handlers ------------------------------------------------------------------------------
+ */
 
 void *ix_ud(const struct ix *ix)
 {
-	return ix->r->ud;
+	return ix->ud;
 }
 
 json_t *ix_data(const struct ix *ix)
@@ -285,12 +299,12 @@ const char *ix_guild_id(const struct ix *ix)
 
 struct db *ix_db(const struct ix *ix)
 {
-	return ix->r->db;
+	return ix->db;
 }
 
 struct cache *ix_cache(const struct ix *ix)
 {
-	return ix->r->cache;
+	return ix->cache;
 }
 
 json_t *ix_option(const struct ix *ix, const char *name)
@@ -399,8 +413,10 @@ static json_t *with_defaults(json_t *message, unsigned flags)
 
 void ix_reply(struct ix *ix, json_t *message)
 {
+	ix->handler_done = 1;
 	if (ix->state == S_DONE) {
 		json_decref(message);
+		maybe_free(ix);
 		return;
 	}
 	message = with_defaults(message, ix->def->flags);
@@ -423,8 +439,10 @@ void ix_reply(struct ix *ix, json_t *message)
 
 void ix_modal(struct ix *ix, json_t *modal)
 {
+	ix->handler_done = 1;
 	if (ix->state == S_DONE) {
 		json_decref(modal);
+		maybe_free(ix);
 		return;
 	}
 	if (ix->state != S_NEW || ix->def->type == IX_MODAL_SUBMIT) {
@@ -440,8 +458,11 @@ void ix_modal(struct ix *ix, json_t *modal)
 
 void ix_fail(struct ix *ix, const char *why)
 {
-	if (ix->state == S_DONE)
+	ix->handler_done = 1;
+	if (ix->state == S_DONE) {
+		maybe_free(ix);
 		return;
+	}
 	if (ix->state == S_DEFERRING) {
 		json_decref(ix->held);
 		ix->held = json_string(why ? why : "failed");
@@ -452,7 +473,8 @@ void ix_fail(struct ix *ix, const char *why)
 	fail_with(ix, SORRY, why ? why : "failed");
 }
 
-/* --- routing ----------------------------------------------------------------------------------- */
+/* --- routing -----------------------------------------------------------------------------------
+ */
 
 static const struct ix_def *route(const struct ix_router *r, int type, const char *name,
                                   size_t *len)
@@ -522,9 +544,13 @@ void ix_dispatch(struct ix_router *r, json_t *in)
 	memcpy(ix->id, id, strlen(id) + 1);
 	memcpy(ix->token, token, strlen(token) + 1);
 	ix->arrived = uv_now(r->loop);
+	ix->db = r->db;
+	ix->cache = r->cache;
+	ix->ud = r->ud;
+	ix->handler_done = 1; /* until a handler is called */
 	json_t *member = json_object_get(in, "member");
-	ix->user_id = json_string_value(
-	    json_object_get(json_object_get(member ? member : in, "user"), "id"));
+	ix->user_id =
+	    json_string_value(json_object_get(json_object_get(member ? member : in, "user"), "id"));
 	ix->guild_id = json_string_value(json_object_get(in, "guild_id"));
 	uv_timer_init(r->loop, &ix->timer);
 	ix->timer.data = ix;
@@ -541,8 +567,8 @@ void ix_dispatch(struct ix_router *r, json_t *in)
 		finish(ix);
 		return;
 	}
-	const char *name = json_string_value(
-	    json_object_get(data, type == IX_COMMAND ? "name" : "custom_id"));
+	const char *name =
+	    json_string_value(json_object_get(data, type == IX_COMMAND ? "name" : "custom_id"));
 	ix->def = route(r, type, name, &ix->route_len);
 	if (type != IX_COMMAND)
 		ix->custom_id = name;
@@ -561,19 +587,24 @@ void ix_dispatch(struct ix_router *r, json_t *in)
 		return;
 	}
 	log_debug("interactions", "handling", "route", ix->def->name);
+	ix->handler_done = 0;
 	ix->def->handler(ix);
 	/* the handler may have answered (and ix may be closing, not yet freed) */
 	if (ix->state != S_NEW)
 		return;
 	if (ix->def->flags & IX_MODAL) {
+		/* a modal handler answers before it returns or not at all */
+		ix->handler_done = 1;
 		fail_with(ix, SORRY, "a modal handler returned without opening its modal");
 		return;
 	}
 	uint64_t spent = uv_now(r->loop) - ix->arrived;
-	uv_timer_start(&ix->timer, on_defer_timer, spent < r->defer_ms ? r->defer_ms - spent : 0, 0);
+	uv_timer_start(&ix->timer, on_defer_timer, spent < r->defer_ms ? r->defer_ms - spent : 0,
+	               0);
 }
 
-/* --- command registration ---------------------------------------------------------------------- */
+/* --- command registration ----------------------------------------------------------------------
+ */
 
 json_t *ix_commands_json(const struct ix_router *r)
 {
@@ -582,14 +613,15 @@ json_t *ix_commands_json(const struct ix_router *r)
 		const struct ix_def *d = &r->defs[i];
 		if (d->type != IX_COMMAND)
 			continue;
-		json_t *c = json_pack("{s:s, s:s, s:i, s:[i]}", "name", d->name, "description",
-		                      d->description ? d->description : d->name, "type", 1,
-		                      "contexts", 0);
+		json_t *c =
+		    json_pack("{s:s, s:s, s:i, s:[i]}", "name", d->name, "description",
+		              d->description ? d->description : d->name, "type", 1, "contexts", 0);
 		if (d->options) {
 			json_t *o = json_loads(d->options, 0, NULL);
 			if (!json_is_array(o))
-				log_error("interactions", "a command's options are not a JSON array",
-				          "command", d->name);
+				log_error("interactions",
+				          "a command's options are not a JSON array", "command",
+				          d->name);
 			else
 				json_object_set(c, "options", o);
 			json_decref(o);
@@ -658,8 +690,9 @@ static void on_hash_read(PGresult *res, const struct err *err, void *ud)
 		goto done;
 	}
 	const char *args[] = {s->r->app_id, s->guild, NULL};
-	if (rest_send(s->r->rest, "PUT", "/applications/{application_id}/guilds/{guild_id}/commands",
-	              args, s->body, NULL, 0, on_registered, s, &e) == 0)
+	if (rest_send(s->r->rest, "PUT",
+	              "/applications/{application_id}/guilds/{guild_id}/commands", args, s->body,
+	              NULL, 0, on_registered, s, &e) == 0)
 		return;
 	log_warn("interactions", "cannot register the commands", "error", e.msg);
 done:
@@ -688,7 +721,8 @@ void ix_sync_commands(struct ix_router *r, const char *guild_id)
 	struct err e = {0};
 	if (db_query(r->db, "SELECT hash FROM discord_commands WHERE guild_id = $1", 1, p,
 	             on_hash_read, s, &e) != 0) {
-		log_warn("interactions", "cannot read the registered commands' hash", "error", e.msg);
+		log_warn("interactions", "cannot read the registered commands' hash", "error",
+		         e.msg);
 		json_decref(s->body);
 		free(s);
 	}

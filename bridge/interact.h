@@ -26,7 +26,9 @@
  * (Discord allows 3 s), and its answer then edits the deferred response. A route flagged
  * IX_MODAL is never deferred, because a deferred interaction can no longer open a modal: its
  * handler must call ix_modal before returning. A failure becomes a polite ephemeral message and
- * a log line; a handler that never answers is failed after 10 minutes.
+ * a log line; a handler that has not answered after 10 minutes is failed for it. A handler
+ * still answers exactly once even then, or when the router has gone meanwhile (its answer is
+ * dropped): the interaction is freed by that answer.
  *
  * Staff. Commands flagged IX_STAFF are registered with default_member_permissions "0" (hidden
  * from everyone but administrators until the server grants them) and are checked here against
@@ -53,9 +55,9 @@ struct ix_def {
 struct ix_router;
 
 struct ix_opts {
-	unsigned defer_ms;               /* 0: 2000 */
-	const char *const *staff_roles;  /* names or ids, NULL-terminated; copied */
-	unsigned give_up_ms;             /* an unanswered handler is failed after; 0: 600000 */
+	unsigned defer_ms;              /* 0: 2000 */
+	const char *const *staff_roles; /* names or ids, NULL-terminated; copied */
+	unsigned give_up_ms;            /* an unanswered handler is failed after; 0: 600000 */
 };
 
 /* defs (borrowed, static) are the whole set; ud is handed to handlers through ix_ud. */

@@ -7,6 +7,50 @@
 
 #include "jtok.h"
 
+/* jsmn looks only at a primitive's first byte: the rest of true, false, null and numbers is
+ * checked here. */
+static int valid_primitive(const char *p, size_t n)
+{
+	switch (*p) {
+	case 't':
+		return n == 4 && memcmp(p, "true", 4) == 0;
+	case 'f':
+		return n == 5 && memcmp(p, "false", 5) == 0;
+	case 'n':
+		return n == 4 && memcmp(p, "null", 4) == 0;
+	default:
+		break;
+	}
+	size_t i = 0;
+	if (p[i] == '-')
+		i++;
+	if (i < n && p[i] == '0')
+		i++;
+	else if (i < n && p[i] >= '1' && p[i] <= '9')
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+	else
+		return 0;
+	if (i < n && p[i] == '.') {
+		size_t d = ++i;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+		if (i == d)
+			return 0;
+	}
+	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+		i++;
+		if (i < n && (p[i] == '+' || p[i] == '-'))
+			i++;
+		size_t d = i;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+		if (i == d)
+			return 0;
+	}
+	return i == n;
+}
+
 int jtok_parse(struct jtok *j, const char *js, size_t len)
 {
 	jsmn_parser p;
@@ -36,6 +80,11 @@ int jtok_parse(struct jtok *j, const char *js, size_t len)
 			end++;
 		if (end != len || jtok_skip(&(struct jtok){.tok = j->tok, .n = r}, 0) != r)
 			return -1;
+		for (int i = 0; i < r; i++)
+			if (j->tok[i].type == JSMN_PRIMITIVE &&
+			    !valid_primitive(js + j->tok[i].start,
+			                     (size_t)(j->tok[i].end - j->tok[i].start)))
+				return -1;
 		j->n = r;
 		return 0;
 	}
@@ -198,11 +247,21 @@ int jtok_str(const struct jtok *j, int i, char *buf, size_t cap)
 		char c = s[1];
 		s += 2;
 		switch (c) {
-		case 'n': cp = '\n'; break;
-		case 't': cp = '\t'; break;
-		case 'r': cp = '\r'; break;
-		case 'b': cp = '\b'; break;
-		case 'f': cp = '\f'; break;
+		case 'n':
+			cp = '\n';
+			break;
+		case 't':
+			cp = '\t';
+			break;
+		case 'r':
+			cp = '\r';
+			break;
+		case 'b':
+			cp = '\b';
+			break;
+		case 'f':
+			cp = '\f';
+			break;
 		case 'u':
 			if (e - s < 4 || hex4(s, &cp))
 				return -1;
@@ -218,7 +277,9 @@ int jtok_str(const struct jtok *j, int i, char *buf, size_t cap)
 				return -1;
 			}
 			break;
-		default: cp = (unsigned char)c; break; /* \" \\ \/ */
+		default:
+			cp = (unsigned char)c;
+			break; /* \" \\ \/ */
 		}
 		/* UTF-8 */
 		unsigned char u[4];

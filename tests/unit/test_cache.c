@@ -168,10 +168,11 @@ static void test_cache_members_random(void **state)
 static void test_jtok(void **state)
 {
 	struct jtok j = {0};
-	const char *doc = "{\"op\":0,\"d\":{\"a\":[1,{\"x\":[2,3]},\"s\"],\"name\":\"caf\\u00e9 "
-	                  "\\ud83d\\ude00 \\\"q\\\"\\n\",\"id\":\"18446744073709551615\","
-	                  "\"big\":\"18446744073709551616\",\"t\":true,\"n\":null,\"r\":2.5},"
-	                  "\"s\":42}";
+	const char *doc =
+	    "{\"op\":0,\"d\":{\"a\":[1,{\"x\":[2,3]},\"s\"],\"name\":\"caf\\u00e9 "
+	    "\\ud83d\\ude00 \\\"q\\\"\\n\",\"id\":\"18446744073709551615\","
+	    "\"big\":\"18446744073709551616\",\"t\":true,\"n\":null,\"r\":2.5,\"e\":-1.5e+3},"
+	    "\"s\":42}";
 	assert_int_equal(jtok_parse(&j, doc, strlen(doc)), 0);
 	assert_int_equal(jtok_int(&j, jtok_get(&j, 0, "s"), -1), 42);
 	int d = jtok_get(&j, 0, "d");
@@ -191,16 +192,19 @@ static void test_jtok(void **state)
 	assert_true(jtok_is_true(&j, jtok_get(&j, d, "t")));
 	assert_true(jtok_is_null(&j, jtok_get(&j, d, "n")));
 	assert_true(jtok_real(&j, jtok_get(&j, d, "r"), 0) == 2.5);
+	assert_true(jtok_real(&j, jtok_get(&j, d, "e"), 0) == -1500.0);
 	assert_int_equal(jtok_get(&j, d, "missing"), -1);
 	assert_int_equal(jtok_get(&j, -1, "a"), -1);
 	json_t *tree = jtok_json(&j, a);
 	assert_int_equal(json_array_size(tree), 3);
 	json_decref(tree);
-	const char *bad[] = {"", "{", "{\"a\":1}x", "{\"a\" 1}", "[1,]x", "{\"a\":tru}", "{1:2}",
-	                     "{\"a\":\"\\ud800\"}"};
+	const char *bad[] = {"",          "{",           "{\"a\":1}x",         "{\"a\" 1}",
+	                     "[1,]x",     "{\"a\":tru}", "{\"a\":01}",         "{\"a\":1.}",
+	                     "{\"a\":-}", "{1:2}",       "{\"a\":\"\\ud800\"}"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		int r = jtok_parse(&j, bad[i], strlen(bad[i]));
-		if (r == 0 && i == 7) /* a lone surrogate tokenizes, but does not read as a string */
+		if (r == 0 &&
+		    i == 10) /* a lone surrogate tokenizes, but does not read as a string */
 			assert_int_equal(jtok_str(&j, jtok_get(&j, 0, "a"), buf, sizeof(buf)), -1);
 		else if (r == 0)
 			fail_msg("'%s' was taken for JSON", bad[i]);
