@@ -299,6 +299,8 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	d.cfg = cfg;
 	d.log_level_fixed = log_level_fixed;
 	metrics.start_ms = uv_now(d.loop);
+	/* backoff jitter must differ between processes sharing one database */
+	srand((unsigned)(uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 16)));
 
 	if (read_secrets(&d, &db_url) != 0) {
 		free(db_url);

@@ -12,8 +12,9 @@ struct outbox {
 	struct rest *rest;
 	struct outbox_opts o;
 	uv_timer_t timer;
+	uint64_t due; /* when the timer fires (loop time) */
 	unsigned inflight;
-	int claiming, stopping, closed;
+	int claiming, again, stopping, closed;
 };
 
 /* One row being carried out. */
@@ -27,6 +28,7 @@ struct job {
 };
 
 static void claim(struct outbox *ob);
+static void on_timer(uv_timer_t *t);
 
 static void job_free(struct job *j)
 {
@@ -43,6 +45,32 @@ static void on_marked(PGresult *res, const struct err *err, void *ud)
 {
 	if (err)
 		log_error("outbox", "could not record an outbox result", "error", err->msg);
+}
+
+/* Looks for work in ms unless the timer fires sooner. */
+static void arm(struct outbox *ob, uint64_t ms)
+{
+	if (ob->stopping)
+		return;
+	uv_update_time(ob->loop);
+	uint64_t at = uv_now(ob->loop) + ms;
+	if (at >= ob->due)
+		return;
+	ob->due = at;
+	uv_timer_start(&ob->timer, on_timer, ms, 0);
+}
+
+/* A retry is recorded: wake when it is due (the answer says in how many ms). */
+static void on_retry_marked(PGresult *res, const struct err *err, void *ud)
+{
+	if (err) {
+		on_marked(res, err, ud);
+		return;
+	}
+	if (PQntuples(res) == 1) {
+		long long ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		arm(ud, (uint64_t)(ms > 0 ? ms : 0) + 10);
+	}
 }
 
 static void mark_done(struct job *j, json_t *result)
@@ -82,14 +110,20 @@ static void mark_failed(struct job *j, const char *why, int permanent)
 		metrics.outbox_parked++;
 		log_warn("outbox", "action parked", "id", j->id, "kind", j->kind, "reason", why);
 	} else {
-		/* 2, 4, 8 ... seconds, at most ten minutes */
-		unsigned s = 1u << (j->attempts < 9 ? j->attempts : 9);
-		snprintf(delay, sizeof(delay), "%u", s > 600 ? 600 : s);
+		/* retry_ms, twice that, ... at most ten minutes; each between half and the whole,
+		 * so that rows that failed together do not come back together */
+		int shift = j->attempts > 1 ? j->attempts - 1 : 0;
+		uint64_t base = (uint64_t)j->ob->o.retry_ms << (shift < 20 ? shift : 20);
+		if (base > 600000)
+			base = 600000;
+		uint64_t ms = base / 2 + (uint64_t)(rand() % (int)(base / 2 + 1));
+		snprintf(delay, sizeof(delay), "%llu", (unsigned long long)ms);
 		const char *p[] = {j->id, delay, why};
 		db_query(j->ob->db,
-		         "UPDATE outbox SET next_at = now() + make_interval(secs => $2::int), "
-		         "claimed_until = NULL, last_error = $3 WHERE id = $1",
-		         3, p, on_marked, NULL, NULL);
+		         "UPDATE outbox SET next_at = now() + make_interval(secs => $2::int / "
+		         "1000.0), claimed_until = NULL, last_error = $3 WHERE id = $1 "
+		         "RETURNING ceil(extract(epoch FROM next_at - clock_timestamp()) * 1000)",
+		         3, p, on_retry_marked, j->ob, NULL);
 		metrics.outbox_retried++;
 	}
 	job_free(j);
@@ -299,13 +333,21 @@ static void run(struct job *j)
 static void on_claimed(PGresult *res, const struct err *err, void *ud)
 {
 	struct outbox *ob = ud;
-	ob->claiming = 0;
+	/* woken while claiming: what woke us may have committed after this claim's snapshot */
+	int again = ob->again;
+	ob->claiming = ob->again = 0;
 	if (err) {
 		log_warn("outbox", "cannot claim work", "error", err->msg);
 		return;
 	}
 	int n = PQntuples(res);
 	for (int i = 0; i < n && !ob->stopping; i++) {
+		if (PQgetisnull(res, i, 0)) {
+			/* the row without an id: when the next retry is due */
+			if (!PQgetisnull(res, i, 4))
+				arm(ob, strtoull(PQgetvalue(res, i, 4), NULL, 10) + 10);
+			continue;
+		}
 		struct job *j = calloc(1, sizeof(*j));
 		if (!j)
 			return;
@@ -321,32 +363,52 @@ static void on_claimed(PGresult *res, const struct err *err, void *ud)
 		}
 		run(j);
 	}
+	if (again)
+		claim(ob);
 }
 
 static void claim(struct outbox *ob)
 {
 	char lease[24], batch[16];
-	if (ob->claiming || ob->stopping || ob->inflight >= ob->o.batch)
+	if (ob->claiming) {
+		ob->again = 1;
+		return;
+	}
+	if (ob->stopping || ob->inflight >= ob->o.batch)
 		return;
 	snprintf(lease, sizeof(lease), "%u", ob->o.lease_ms);
 	snprintf(batch, sizeof(batch), "%u", ob->o.batch - ob->inflight);
 	const char *p[] = {lease, batch};
 	ob->claiming = 1;
+	/* and, in one more row, in how many ms the earliest row waiting for its retry is due
+	 * (those rows are not claimed, so the statement's snapshot holds them as they are) */
 	if (db_query(ob->db,
-	             "UPDATE outbox SET claimed_until = now() + make_interval(secs => $1::int / "
-	             "1000.0), "
-	             "attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE state = "
-	             "'pending' "
+	             "WITH c AS (UPDATE outbox SET claimed_until = now() + "
+	             "make_interval(secs => $1::int / 1000.0), attempts = attempts + 1 "
+	             "WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' "
 	             "AND next_at <= now() AND (claimed_until IS NULL OR claimed_until < now()) "
 	             "ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED) "
-	             "RETURNING id, kind, payload::text, attempts",
+	             "RETURNING id, kind, payload::text AS payload, attempts) "
+	             "SELECT id, kind, payload, attempts, NULL FROM c UNION ALL "
+	             "SELECT NULL, NULL, NULL, NULL, "
+	             "ceil(extract(epoch FROM min(next_at) - now()) * 1000)::bigint "
+	             "FROM outbox WHERE state = 'pending' AND next_at > now()",
 	             2, p, on_claimed, ob, NULL) != 0)
 		ob->claiming = 0;
 }
 
 static void on_timer(uv_timer_t *t)
 {
-	claim(t->data);
+	struct outbox *ob = t->data;
+	ob->due = uv_now(ob->loop) + ob->o.poll_ms;
+	uv_timer_start(t, on_timer, ob->o.poll_ms, 0);
+	claim(ob);
+}
+
+static void on_notify(const char *channel, const char *payload, void *ud)
+{
+	/* a NOTIFY, or LISTEN in effect again after a reconnect (payload NULL) */
+	claim(ud);
 }
 
 struct outbox *outbox_new(uv_loop_t *loop, struct db *db, struct rest *rest,
@@ -367,12 +429,19 @@ struct outbox *outbox_new(uv_loop_t *loop, struct db *db, struct rest *rest,
 	if (!ob->o.batch)
 		ob->o.batch = 100;
 	if (!ob->o.poll_ms)
-		ob->o.poll_ms = 500;
+		ob->o.poll_ms = 5000;
 	if (!ob->o.max_attempts)
 		ob->o.max_attempts = 10;
+	if (!ob->o.retry_ms)
+		ob->o.retry_ms = 2000;
+	if (db_listen(db, OUTBOX_CHANNEL, on_notify, ob, err) != 0) {
+		free(ob);
+		return NULL;
+	}
 	uv_timer_init(loop, &ob->timer);
 	ob->timer.data = ob;
-	uv_timer_start(&ob->timer, on_timer, 0, ob->o.poll_ms);
+	ob->due = uv_now(loop);
+	uv_timer_start(&ob->timer, on_timer, 0, 0);
 	return ob;
 }
 
@@ -392,6 +461,7 @@ void outbox_stop(struct outbox *ob)
 	if (!ob || ob->stopping)
 		return;
 	ob->stopping = 1;
+	db_unlisten(ob->db, OUTBOX_CHANNEL, on_notify, ob);
 	uv_close((uv_handle_t *)&ob->timer, on_closed);
 }
 

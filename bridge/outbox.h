@@ -8,7 +8,11 @@
 
 /* The outbox executor: claims pending rows of the outbox table (FOR UPDATE SKIP LOCKED, with a
  * lease so that a crashed process's rows come back), carries them out through the REST client
- * and marks them done, retries them later, or parks them with the reason.
+ * and marks them done, retries them later (backoff with jitter), or parks them with the reason.
+ *
+ * Several processes can share one table. Each LISTENs on OUTBOX_CHANNEL, on which a trigger
+ * notifies at commit when rows are enqueued, and claims at once; its own retries wake it when
+ * due; a slow poll catches lost notifications and leases that expired.
  *
  * Nothing twice: messages go out with a nonce derived from the row and enforce_nonce; role
  * changes are idempotent; a channel whose creation may have happened before a crash is looked
@@ -22,6 +26,8 @@
  *   dm                     {"user_id", "body": {...}}
  * Enqueue with OUTBOX_INSERT inside the caller's own transaction. */
 
+#define OUTBOX_CHANNEL "outbox"
+
 #define OUTBOX_INSERT                                                                              \
 	"INSERT INTO outbox (guild_id, kind, key, payload) VALUES ($1, $2, $3, $4::jsonb) "        \
 	"ON CONFLICT (key) DO NOTHING"
@@ -31,8 +37,10 @@ struct outbox;
 struct outbox_opts {
 	unsigned lease_ms;     /* how long a claim holds; 0: 30000 */
 	unsigned batch;        /* rows claimed at once; 0: 100 */
-	unsigned poll_ms;      /* how often to look for work; 0: 500 */
+	unsigned poll_ms;      /* fallback look for work without a notification; 0: 5000 */
 	unsigned max_attempts; /* then parked; 0: 10 */
+	unsigned retry_ms;     /* first retry delay, doubled per attempt up to 10 minutes, each
+	                          between half and the whole; 0: 2000 */
 };
 
 struct outbox *outbox_new(uv_loop_t *loop, struct db *db, struct rest *rest,

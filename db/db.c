@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,13 @@ struct watch {
 	int fd;
 };
 
+struct listener {
+	char channel[64];
+	db_notify_cb cb; /* NULL once removed */
+	void *ud;
+	int queued; /* in the LISTEN in flight */
+};
+
 struct db {
 	uv_loop_t *loop;
 	struct db_opts opts;
@@ -44,6 +52,9 @@ struct db {
 	uint64_t last_ok_ms;
 	int ping_busy;
 	char last_error[256];
+	struct listener *listeners;
+	size_t nlisteners;
+	int listen_due; /* LISTEN to be sent before the next query */
 	int closing;
 	int handles_open;
 	void (*done)(void *, size_t);
@@ -54,6 +65,7 @@ struct db {
 static void start_resolve(struct db *db);
 static void pump(struct db *db);
 static void maybe_finish_close(struct db *db);
+static void on_query_io(uv_poll_t *h, int status, int events);
 
 static void set_error(struct db *db, const char *msg)
 {
@@ -206,6 +218,10 @@ static void on_connected(struct db *db)
 	metrics.db_connected = 1;
 	char b[16];
 	log_info("db", "connected", "server_version", LOG_NUM(b, "%d", PQserverVersion(db->conn)));
+	/* an idle connection is watched too: notifications, and a server that goes away */
+	watch(db, UV_READABLE, on_query_io);
+	for (size_t i = 0; i < db->nlisteners; i++)
+		db->listen_due |= db->listeners[i].cb != NULL;
 	pump(db);
 }
 
@@ -358,8 +374,6 @@ static void start_resolve(struct db *db)
 
 /* --- queries --------------------------------------------------------------------------- */
 
-static void on_query_io(uv_poll_t *h, int status, int events);
-
 static void complete_inflight(struct db *db)
 {
 	struct query *q = db->inflight;
@@ -422,13 +436,42 @@ static void read_results(struct db *db)
 	watch(db, UV_READABLE, on_query_io);
 }
 
+static void deliver_notifies(struct db *db)
+{
+	PGnotify *n;
+	while (db->conn && (n = PQnotifies(db->conn)) != NULL) {
+		/* by index: a callback may add listeners */
+		for (size_t i = 0; i < db->nlisteners; i++)
+			if (db->listeners[i].cb &&
+			    strcmp(db->listeners[i].channel, n->relname) == 0)
+				db->listeners[i].cb(n->relname, n->extra, db->listeners[i].ud);
+		PQfreemem(n);
+	}
+}
+
+/* Readable while no query is in flight: notifications, or the server closing the session. */
+static void read_idle(struct db *db)
+{
+	if (!PQconsumeInput(db->conn) || PQstatus(db->conn) == CONNECTION_BAD) {
+		connection_failed(db, PQerrorMessage(db->conn));
+		return;
+	}
+	deliver_notifies(db);
+}
+
 static void on_query_io(uv_poll_t *h, int status, int events)
 {
 	struct db *db = h->data;
-	if (!db->conn || !db->inflight)
+	if (!db->conn)
 		return;
 	if (status < 0) {
 		connection_failed(db, uv_strerror(status));
+		return;
+	}
+	if (!db->inflight) {
+		watch(db, UV_READABLE, on_query_io);
+		if (events & UV_READABLE)
+			read_idle(db);
 		return;
 	}
 	if (events & UV_WRITABLE) {
@@ -440,13 +483,79 @@ static void on_query_io(uv_poll_t *h, int status, int events)
 		if (f == 0)
 			watch(db, UV_READABLE, on_query_io);
 	}
-	if (events & UV_READABLE)
+	if (events & UV_READABLE) {
 		read_results(db);
+		deliver_notifies(db);
+	}
+}
+
+static void on_listened(PGresult *res, const struct err *err, void *ud)
+{
+	struct db *db = ud;
+	if (err) {
+		/* a lost connection sends it again on the next one */
+		if (!err->retryable)
+			log_error("db", "LISTEN failed", "error", err->msg);
+		return;
+	}
+	for (size_t i = 0; i < db->nlisteners; i++) {
+		struct listener *l = &db->listeners[i];
+		if (l->queued && l->cb) {
+			l->queued = 0;
+			l->cb(l->channel, NULL, l->ud);
+		}
+	}
+}
+
+/* One LISTEN per channel, as a script ahead of the queue. Channel names were checked by
+ * db_listen, so they can go into the SQL text. */
+static void queue_listen(struct db *db)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < db->nlisteners; i++)
+		len += strlen(db->listeners[i].channel) + 12;
+	struct query *q = calloc(1, sizeof(*q));
+	char *sql = malloc(len);
+	if (!q || !sql) {
+		free(q);
+		free(sql);
+		return;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < db->nlisteners; i++) {
+		struct listener *l = &db->listeners[i];
+		l->queued = l->cb != NULL;
+		if (l->cb)
+			n += (size_t)snprintf(sql + n, len - n, "LISTEN \"%s\";", l->channel);
+	}
+	if (!n) {
+		free(q);
+		free(sql);
+		return;
+	}
+	q->sql = sql;
+	q->script = 1;
+	q->cb = on_listened;
+	q->ud = db;
+	q->next = db->head;
+	db->head = q;
+	if (!db->tail)
+		db->tail = q;
+	db->npending++;
 }
 
 static void pump(struct db *db)
 {
-	if (db->st != ST_READY || db->inflight || !db->head) {
+	if (db->st != ST_READY || db->inflight) {
+		maybe_finish_close(db);
+		return;
+	}
+	/* not inside a transaction: a rollback would undo the LISTEN */
+	if (db->listen_due && !db->closing && PQtransactionStatus(db->conn) == PQTRANS_IDLE) {
+		db->listen_due = 0;
+		queue_listen(db);
+	}
+	if (!db->head) {
 		maybe_finish_close(db);
 		return;
 	}
@@ -512,6 +621,36 @@ int db_query(struct db *db, const char *sql, int nparams, const char *const *val
 int db_script(struct db *db, const char *sql, db_cb cb, void *ud, struct err *err)
 {
 	return enqueue(db, sql, 0, NULL, 1, cb, ud, err);
+}
+
+int db_listen(struct db *db, const char *channel, db_notify_cb cb, void *ud, struct err *err)
+{
+	size_t len = strlen(channel);
+	if (len == 0 || len > 63 || !(islower((unsigned char)channel[0]) || channel[0] == '_') ||
+	    strspn(channel, "abcdefghijklmnopqrstuvwxyz0123456789_") != len)
+		return err_set(err, "invalid channel name for LISTEN: %s", channel);
+	if (db->closing || db->st == ST_CLOSED)
+		return err_set(err, "database connection is closing");
+	struct listener *l = realloc(db->listeners, (db->nlisteners + 1) * sizeof(*l));
+	if (!l)
+		return err_set(err, "out of memory");
+	db->listeners = l;
+	l += db->nlisteners++;
+	memcpy(l->channel, channel, len + 1);
+	l->cb = cb;
+	l->ud = ud;
+	l->queued = 0;
+	db->listen_due = 1;
+	pump(db);
+	return 0;
+}
+
+void db_unlisten(struct db *db, const char *channel, db_notify_cb cb, void *ud)
+{
+	for (size_t i = 0; db && i < db->nlisteners; i++)
+		if (db->listeners[i].cb == cb && db->listeners[i].ud == ud &&
+		    strcmp(db->listeners[i].channel, channel) == 0)
+			db->listeners[i].cb = NULL;
 }
 
 /* --- health ----------------------------------------------------------------------------- */
@@ -632,6 +771,7 @@ static void on_handle_closed(uv_handle_t *h)
 	void *ud = db->done_ud;
 	size_t abandoned = db->abandoned;
 	free(db->hostaddr);
+	free(db->listeners);
 	PQconninfoFree(db->info);
 	free(db);
 	if (done)

@@ -39,6 +39,17 @@ int db_query(struct db *db, const char *sql, int nparams, const char *const *val
  * ships with the program (migrations), never for text with values in it. */
 int db_script(struct db *db, const char *sql, db_cb cb, void *ud, struct err *err);
 
+/* A notification on channel. payload is NULL once LISTEN is in effect after each connect or
+ * reconnect: notifications sent meanwhile may have been missed. */
+typedef void (*db_notify_cb)(const char *channel, const char *payload, void *ud);
+
+/* LISTENs on channel (a lower-case identifier of at most 63 characters) on this connection
+ * and again after every reconnect, outside any transaction in progress. cb runs for each
+ * NOTIFY on it until db_unlisten. */
+int db_listen(struct db *db, const char *channel, db_notify_cb cb, void *ud, struct err *err);
+/* Stops calling cb for channel (the session keeps listening until the next reconnect). */
+void db_unlisten(struct db *db, const char *channel, db_notify_cb cb, void *ud);
+
 /* Healthy when connected and the last round-trip succeeded within three health intervals.
  * Otherwise writes the reason to why. */
 bool db_healthy(const struct db *db, char *why, size_t size);

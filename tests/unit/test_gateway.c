@@ -14,7 +14,7 @@ struct watch {
 	uv_loop_t *loop;
 	struct gw *gw;
 	int ready, downs, fatal;
-	char fatal_why[300];
+	char fatal_why[300], down_why[300];
 	int guild_creates;
 	json_t *joined; /* username -> times seen */
 	long last_seq;
@@ -45,9 +45,10 @@ static void on_state(void *ud, enum gw_state st, const char *why)
 	struct watch *w = ud;
 	if (st == GW_READY)
 		w->ready++;
-	else if (st == GW_DOWN)
+	else if (st == GW_DOWN) {
 		w->downs++;
-	else if (st == GW_FATAL) {
+		snprintf(w->down_why, sizeof(w->down_why), "%s", why);
+	} else if (st == GW_FATAL) {
 		w->fatal++;
 		snprintf(w->fatal_why, sizeof(w->fatal_why), "%s", why);
 	}
@@ -224,8 +225,9 @@ static void test_gw_fatal(void **state)
 	th_sim_stop(sim);
 }
 
-/* Unanswered heartbeats make a zombie: the client drops it and resumes. Garbage frames and
- * oversized frames are survived the same way. */
+/* Unanswered heartbeats make a zombie: the client drops it and resumes. A frame that is not
+ * JSON, and a 300 kB one, are survived the same way: one DOWN naming the cause, one reconnect,
+ * a RESUME, and no further reconnects. */
 static void test_gw_zombie_and_garbage(void **state)
 {
 	char dir[96];
@@ -242,9 +244,12 @@ static void test_gw_zombie_and_garbage(void **state)
 	gw_get_stats(w.gw, &st);
 	assert_int_equal(st.zombies, 1);
 	assert_int_equal(st.resumes, 1);
+	assert_non_null(strstr(w.down_why, "zombie"));
 
 	th_sim_call(port, "POST", "/_sim/gateway/raw", "{\"text\": \"this is not json {\"}", NULL);
 	assert_true(run_until(&w, &w.ready, 3, 5000));
+	assert_int_equal(w.downs, 2);
+	assert_string_equal(w.down_why, "undecodable frame from the gateway; reconnecting");
 	/* a 300 kB frame that is not JSON either */
 	char *big = calloc(1, 300000);
 	memset(big, 'x', 299990);
@@ -254,8 +259,17 @@ static void test_gw_zombie_and_garbage(void **state)
 	th_sim_call(port, "POST", "/_sim/gateway/raw", big, NULL);
 	free(big);
 	assert_true(run_until(&w, &w.ready, 4, 5000));
+	assert_int_equal(w.downs, 3);
+	assert_string_equal(w.down_why, "undecodable frame from the gateway; reconnecting");
+	/* quiet afterwards: no reconnect loop */
+	run_for(&w, 2000);
 	gw_get_stats(w.gw, &st);
+	assert_int_equal(w.downs, 3);
+	assert_int_equal(w.ready, 4);
+	assert_int_equal(st.connects, 4);
+	assert_int_equal(sim_gw_stat(port, "connections"), 4);
 	assert_int_equal(st.identifies, 1);
+	assert_int_equal(st.resumes, 3);
 	assert_int_equal(w.fatal, 0);
 	stop(&w);
 	th_sim_stop(sim);
