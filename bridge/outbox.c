@@ -11,15 +11,17 @@ struct outbox {
 	struct db *db;
 	struct rest *rest;
 	struct outbox_opts o;
-	uv_timer_t timer;
+	uv_timer_t timer, renew_timer;
 	uint64_t due; /* when the timer fires (loop time) */
 	unsigned inflight;
+	struct job *jobs; /* in flight, for lease renewal */
 	int claiming, again, stopping, closed;
 };
 
 /* One row being carried out. */
 struct job {
 	struct outbox *ob;
+	struct job *prev, *next;
 	char id[24];
 	char *kind;
 	json_t *payload;
@@ -34,6 +36,12 @@ static void job_free(struct job *j)
 {
 	struct outbox *ob = j->ob;
 	ob->inflight--;
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		ob->jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
 	free(j->kind);
 	json_decref(j->payload);
 	free(j);
@@ -357,6 +365,10 @@ static void on_claimed(PGresult *res, const struct err *err, void *ud)
 		j->payload = json_loads(PQgetvalue(res, i, 2), 0, NULL);
 		j->attempts = (int)strtol(PQgetvalue(res, i, 3), NULL, 10);
 		ob->inflight++;
+		j->next = ob->jobs;
+		if (ob->jobs)
+			ob->jobs->prev = j;
+		ob->jobs = j;
 		if (!j->kind || !j->payload) {
 			mark_failed(j, "unreadable payload", 1);
 			continue;
@@ -405,6 +417,43 @@ static void on_timer(uv_timer_t *t)
 	claim(ob);
 }
 
+/* Rows still in flight keep their claim: a request that waits out rate limits and retries may
+ * take longer than a lease, and another process must not take the row meanwhile. */
+static void on_renew(uv_timer_t *t)
+{
+	struct outbox *ob = t->data;
+	size_t cap = 64, n = 1;
+	char lease[24], *ids = malloc(cap);
+	if (!ids || !ob->jobs) {
+		free(ids);
+		return;
+	}
+	ids[0] = '{';
+	for (struct job *j = ob->jobs; j; j = j->next) {
+		size_t l = strlen(j->id);
+		if (n + l + 3 > cap) {
+			char *m = realloc(ids, cap = cap * 2 + l);
+			if (!m) {
+				free(ids);
+				return;
+			}
+			ids = m;
+		}
+		memcpy(ids + n, j->id, l);
+		n += l;
+		ids[n++] = j->next ? ',' : '}';
+	}
+	ids[n] = '\0';
+	snprintf(lease, sizeof(lease), "%u", ob->o.lease_ms);
+	const char *p[] = {ids, lease};
+	db_query(
+	    ob->db,
+	    "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2::int / 1000.0) "
+	    "WHERE id = ANY($1::bigint[]) AND state = 'pending' AND claimed_until IS NOT NULL",
+	    2, p, on_marked, NULL, NULL);
+	free(ids);
+}
+
 static void on_notify(const char *channel, const char *payload, void *ud)
 {
 	/* a NOTIFY, or LISTEN in effect again after a reconnect (payload NULL) */
@@ -439,7 +488,9 @@ struct outbox *outbox_new(uv_loop_t *loop, struct db *db, struct rest *rest,
 		return NULL;
 	}
 	uv_timer_init(loop, &ob->timer);
-	ob->timer.data = ob;
+	uv_timer_init(loop, &ob->renew_timer);
+	ob->timer.data = ob->renew_timer.data = ob;
+	uv_timer_start(&ob->renew_timer, on_renew, ob->o.lease_ms / 3, ob->o.lease_ms / 3);
 	ob->due = uv_now(loop);
 	uv_timer_start(&ob->timer, on_timer, 0, 0);
 	return ob;
@@ -453,7 +504,7 @@ void outbox_kick(struct outbox *ob)
 static void on_closed(uv_handle_t *h)
 {
 	struct outbox *ob = h->data;
-	ob->closed = 1;
+	ob->closed++;
 }
 
 void outbox_stop(struct outbox *ob)
@@ -463,6 +514,7 @@ void outbox_stop(struct outbox *ob)
 	ob->stopping = 1;
 	db_unlisten(ob->db, OUTBOX_CHANNEL, on_notify, ob);
 	uv_close((uv_handle_t *)&ob->timer, on_closed);
+	uv_close((uv_handle_t *)&ob->renew_timer, on_closed);
 }
 
 void outbox_free(struct outbox *ob)

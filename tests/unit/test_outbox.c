@@ -724,6 +724,51 @@ static void test_outbox_parks_permanent(void **state)
 	rig_close(&r);
 }
 
+/* Discord answers slower than the lease: the executor renews its claims, so a second executor
+ * polling all the while never takes a row in flight, and each channel is created once. */
+static void test_outbox_lease_renewed(void **state)
+{
+	struct rig r = {0};
+	struct outbox_opts oo = {.poll_ms = 50, .lease_ms = 300, .batch = 10};
+	rig_open(&r, "off", &oo, 2);
+	struct err err = {0};
+	r.db2 = db_open(r.loop, r.conninfo, NULL, &err);
+	r.rest2 = rig_rest(&r, &r.http2, 2);
+	r.ob2 = outbox_new(r.loop, r.db2, r.rest2, &oo, &err);
+	assert_non_null(r.ob2);
+	assert_true(run_until(&r, settled, 0, 5000));
+	assert_int_equal(
+	    th_sim_call(r.port, "POST", "/_sim/faults", "{\"latency_ms\": 1200}", NULL), 200);
+	uint64_t done0 = metrics.outbox_done;
+	char key[32], payload[256];
+	pc_exec(&r, "BEGIN");
+	for (int i = 0; i < 6; i++) {
+		snprintf(key, sizeof(key), "slow-%d", i);
+		snprintf(payload, sizeof(payload),
+		         "{\"guild_id\": \"%s\", \"body\": {\"name\": \"slow-%d\", \"type\": 0}}",
+		         r.w.guild, i);
+		enqueue(&r, "channel_create", key, payload);
+	}
+	pc_exec(&r, "COMMIT");
+	assert_true(run_until(&r, done_reaches, done0 + 6, 20000));
+	th_sim_call(r.port, "DELETE", "/_sim/faults", NULL, NULL);
+	assert_true(run_until(&r, settled, 0, 5000));
+	json_t *st = NULL, *c;
+	size_t i;
+	int created = 0;
+	th_sim_call(r.port, "GET", "/_sim/state", NULL, &st);
+	json_array_foreach(
+	    json_object_get(json_array_get(json_object_get(st, "guilds"), 0), "channels"), i, c) {
+		if (strncmp(json_string_value(json_object_get(c, "name")) ?: "", "slow-", 5) == 0)
+			created++;
+	}
+	json_decref(st);
+	assert_int_equal(created, 6);
+	assert_int_equal(pc_long(&r, "SELECT max(attempts) FROM outbox WHERE key LIKE 'slow-%'"),
+	                 1);
+	rig_close(&r);
+}
+
 GROUP(group_outbox)
 {
 	const struct CMUnitTest tests[] = {
@@ -731,6 +776,7 @@ GROUP(group_outbox)
 	    cmocka_unit_test(test_outbox_notify),
 	    cmocka_unit_test(test_outbox_500_storm),
 	    cmocka_unit_test(test_outbox_parks_permanent),
+	    cmocka_unit_test(test_outbox_lease_renewed),
 	};
 	return RUN_GROUP(tests);
 }
