@@ -476,6 +476,12 @@ static void receive(struct gw *g, const unsigned char *in, size_t len, int final
 	do {
 		if (out == g->zcap) {
 			size_t cap = g->zcap ? g->zcap * 2 : 262144;
+			if (cap > 64u * 1024 * 1024) {
+				g->rxlen = 0;
+				drop(g, N_RESUME,
+				     "gateway message inflates past 64 MiB; reconnecting");
+				return;
+			}
 			unsigned char *n = realloc(g->zout, cap);
 			if (!n)
 				return;
