@@ -389,10 +389,25 @@ void control_handle(struct http_req *rq, struct http_resp *rs)
 		ok(rs, 204, NULL);
 	} else if (is(rq, "POST", "/_sim/gateway/raw")) {
 		const char *text = str(b, "text");
+		json_int_t size = json_integer_value(json_object_get(b, "size"));
+		char *big = NULL;
+		if (!text && size >= 64 && size <= 256 * 1024 * 1024 &&
+		    (big = malloc((size_t)size + 1))) {
+			/* a dispatch of exactly size bytes, built here: bodies are capped far lower
+			 */
+			static const char head[] =
+			    "{\"op\":0,\"t\":\"SIM_PADDING\",\"s\":null,\"d\":\"";
+			size_t hl = sizeof(head) - 1;
+			memcpy(big, head, hl);
+			memset(big + hl, 'x', (size_t)size - hl - 2);
+			memcpy(big + size - 2, "\"}", 3);
+			text = big;
+		}
 		if (!text)
-			bad(rs, 400, "needs text");
+			bad(rs, 400, "needs text, or size (64 bytes to 256 MiB)");
 		else
 			ok(rs, 200, json_pack("{s:i}", "connections", gw_control_raw(text)));
+		free(big);
 	} else if (is(rq, "POST", "/_sim/gateway/firehose")) {
 		json_t *report = NULL;
 		if (gw_firehose((long)json_integer_value(json_object_get(b, "events")),

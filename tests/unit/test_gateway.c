@@ -275,12 +275,36 @@ static void test_gw_zombie_and_garbage(void **state)
 	th_sim_stop(sim);
 }
 
+/* A well-formed message past the 64 MiB the client accepts: dropped with a clear reason and
+ * resumed, once. */
+static void test_gw_oversized(void **state)
+{
+	char dir[96];
+	int port;
+	pid_t sim = th_sim_start(NULL, &port, dir, sizeof(dir));
+	struct watch w = {0};
+	start(&w, port, "sim-token", INTENTS, 0);
+	assert_true(run_until(&w, &w.ready, 1, 5000));
+	th_sim_call(port, "POST", "/_sim/gateway/raw", "{\"size\": 70000000}", NULL);
+	assert_true(run_until(&w, &w.ready, 2, 15000));
+	assert_int_equal(w.downs, 1);
+	assert_string_equal(w.down_why, "gateway message larger than 64 MiB; reconnecting");
+	run_for(&w, 1000);
+	struct gw_stats st;
+	gw_get_stats(w.gw, &st);
+	assert_int_equal(st.connects, 2);
+	assert_int_equal(st.resumes, 1);
+	assert_int_equal(st.identifies, 1);
+	stop(&w);
+	th_sim_stop(sim);
+}
+
 GROUP(group_gateway)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_gw_ready_and_heartbeats), cmocka_unit_test(test_gw_resumes),
 	    cmocka_unit_test(test_gw_session_ending),       cmocka_unit_test(test_gw_fatal),
-	    cmocka_unit_test(test_gw_zombie_and_garbage),
+	    cmocka_unit_test(test_gw_zombie_and_garbage),   cmocka_unit_test(test_gw_oversized),
 	};
 	return RUN_GROUP(tests);
 }
