@@ -351,7 +351,8 @@ static void remove_member(struct guild *g, uint64_t user)
 				goto shifted;
 			size_t home = slot(g, g->members[g->index[j] - 1].user_id);
 			/* can the entry at j move to i? only if its home is not between i and j */
-			if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j)))
+			if ((j > i && (home <= i || home > j)) ||
+			    (j < i && (home <= i && home > j)))
 				break;
 		}
 		g->index[i] = g->index[j];

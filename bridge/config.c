@@ -197,7 +197,8 @@ static struct config *build(const char *path, const json_t *root, struct err *er
 	size_t nstaff = staff ? json_array_size(staff) : 1;
 	c->staff_roles = calloc(nstaff + 1, sizeof(char *));
 	for (size_t i = 0; c->staff_roles && i < nstaff; i++) {
-		c->staff_roles[i] = strdup(staff ? json_string_value(json_array_get(staff, i)) : "Staff");
+		c->staff_roles[i] =
+		    strdup(staff ? json_string_value(json_array_get(staff, i)) : "Staff");
 		if (!c->staff_roles[i])
 			break;
 	}

@@ -379,8 +379,9 @@ struct discord *discord_start(uv_loop_t *loop, struct httpc *http, struct db *db
 	d->rest = rest_new(loop, http, &o, err);
 	struct ix_opts io = {.defer_ms = cfg->defer_ms,
 	                     .staff_roles = (const char *const *)cfg->staff_roles};
-	d->ix = d->rest ? ix_router_new(loop, d->rest, db, d->cache, commands, commands_count, &io, d)
-	                : NULL;
+	d->ix = d->rest
+	            ? ix_router_new(loop, d->rest, db, d->cache, commands, commands_count, &io, d)
+	            : NULL;
 	if (!d->ix) {
 		rest_free(d->rest);
 		cache_free(d->cache);

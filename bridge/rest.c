@@ -38,6 +38,7 @@ struct queue {
 	unsigned inflight;
 	int active; /* in r->active */
 	int priority;
+	int served; /* took its turn in this pump: goes to the end of r->active */
 	struct queue *next_active;
 };
 
@@ -79,6 +80,7 @@ struct rest {
 };
 
 static void pump(struct rest *r);
+static void schedule(struct rest *r);
 
 static char *join(const char *a, const char *b)
 {
@@ -342,7 +344,7 @@ static void on_response(const struct httpc_response *resp, void *ud)
 			rest_free(r);
 		return;
 	}
-	pump(r);
+	schedule(r);
 }
 
 static int global_ok(struct rest *r, uint64_t now, uint64_t *wait)
@@ -418,6 +420,35 @@ static void on_timer(uv_timer_t *t)
 	pump(t->data);
 }
 
+/* Sends run from the loop's timer, never inside a caller's or a callback's work: what the global
+ * limiter records as a request's send time is when it leaves, not when it was queued. */
+static void schedule(struct rest *r)
+{
+	uv_timer_start(&r->timer, on_timer, 0, 0);
+}
+
+/* Moves the queues that took their turn to the end of the active list, keeping their order. */
+static void rotate(struct rest *r)
+{
+	struct queue **pp = &r->active, *moved = NULL, **tail = &moved;
+	while (*pp) {
+		struct queue *q = *pp;
+		if (q->served) {
+			q->served = 0;
+			*pp = q->next_active;
+			q->next_active = NULL;
+			*tail = q;
+			tail = &q->next_active;
+		} else {
+			pp = &q->next_active;
+		}
+	}
+	*pp = moved;
+}
+
+/* Queues are served in the order of the active list. A queue that sent goes to its end once its
+ * bucket (not the global limit) stops it, so that when the global limit binds, queues take turns
+ * of a bucket's worth instead of the first ones starving the rest. */
 static void pump(struct rest *r)
 {
 	uint64_t now = uv_now(r->loop), wake = 0;
@@ -426,6 +457,7 @@ static void pump(struct rest *r)
 	while (*pp) {
 		struct queue *q = *pp;
 		struct bucket *b = bucket_for(r, q);
+		int sent = 0, held = 0;
 		if (!b)
 			break;
 		while (q->head) {
@@ -436,7 +468,7 @@ static void pump(struct rest *r)
 			} else if (guard && !(x->flags & REST_INTERACTION)) {
 				w = r->invalid_since + INVALID_WINDOW_MS;
 			} else if (!(x->flags & REST_INTERACTION) && !global_ok(r, now, &w)) {
-				/* w set by global_ok */
+				held = 1; /* w set by global_ok; the turn goes on when it allows */
 			} else if (b->known) {
 				if (b->reset_at && now >= b->reset_at) {
 					b->remaining = b->limit;
@@ -479,14 +511,19 @@ static void pump(struct rest *r)
 			if (b->known && (int)b->inflight >= b->remaining)
 				break; /* waits for an answer in flight to tell the new window */
 			send_one(r, q, b, now);
+			if (r->closing)
+				return; /* a failed send's callback freed the client */
+			sent = 1;
 		}
 		if (!q->head) {
 			q->active = 0;
 			*pp = q->next_active;
 		} else {
+			q->served = sent && !held && !q->priority;
 			pp = &q->next_active;
 		}
 	}
+	rotate(r);
 	if (wake)
 		uv_timer_start(&r->timer, on_timer, wake > now ? wake - now : 0, 0);
 }
@@ -632,9 +669,6 @@ int rest_send(struct rest *r, const char *method, const char *route, const char 
 	x->r = r;
 	x->q = q;
 	x->flags = flags;
-	/* callers may run outside the loop's callbacks, where its clock has not moved for a while
-	 */
-	uv_update_time(r->loop);
 	x->cb = cb;
 	x->ud = ud;
 	if (q->tail)
@@ -644,7 +678,7 @@ int rest_send(struct rest *r, const char *method, const char *route, const char 
 	q->tail = x;
 	r->pending++;
 	activate(r, q);
-	pump(r);
+	schedule(r);
 	return 0;
 }
 

@@ -11,9 +11,9 @@
  * Requests queue per route and major parameter. Buckets are learnt from X-RateLimit-Bucket;
  * while a bucket's budget (Remaining, Reset-After) allows, several requests of it are in flight
  * at once. A proactive global limiter keeps under the global limit in any window (interaction
- * callbacks are exempt and go first). 429s are honoured from Retry-After / retry_after,
- * X-RateLimit-Global and -Scope; 5xx and network errors are retried with backoff and jitter;
- * a guard stops sending well before the invalid-request ban. */
+ * callbacks are exempt and go first); while it binds, queues take turns. 429s are honoured from
+ * Retry-After / retry_after, X-RateLimit-Global and -Scope; 5xx and network errors are retried with
+ * backoff and jitter; a guard stops sending well before the invalid-request ban. */
 
 struct rest;
 
@@ -47,7 +47,7 @@ struct rest *rest_new(uv_loop_t *loop, struct httpc *http, const struct rest_opt
  * "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", args fill its {params} in order;
  * a query may follow in the route ("?limit=1000"). body (borrowed, may be NULL) is sent as
  * JSON. audit_reason (may be NULL) goes to X-Audit-Log-Reason. cb (may be NULL) is called
- * exactly once. */
+ * exactly once, never inside rest_send (requests leave on the loop's next turn). */
 int rest_send(struct rest *r, const char *method, const char *route, const char *const *args,
               json_t *body, const char *audit_reason, int flags, rest_cb cb, void *ud,
               struct err *err);

@@ -8,6 +8,8 @@
  *   chunking  discord-sim sending a 100,000-member guild through op 8 chunks (target < 2 s)
  *   ingest    the bridge's gateway client parsing GUILD_MEMBER_UPDATE dispatches from the
  *             firehose and applying them to the cache; and the cache's size for 100,000 members
+ *   bulk      10,000 role assignments through the REST client under the `fast` preset: wall
+ *             time against the floor the preset's limits allow (goal <= 1.05x), and 429s
  */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
@@ -30,6 +32,7 @@
 #include "httpd.h"
 #include "jpos.h"
 #include "log.h"
+#include "rest.h"
 
 static double now_s(void)
 {
@@ -192,6 +195,7 @@ static void bench_httpd(void)
 static void bench_firehose(const char *sim_bin);
 static void bench_chunking(const char *sim_bin);
 static void bench_ingest(const char *sim_bin);
+static void bench_bulk(const char *sim_bin);
 
 /* Arguments name the benchmarks to run; none runs them all. */
 static int want(int argc, char **argv, const char *name)
@@ -233,6 +237,8 @@ int main(int argc, char **argv)
 		bench_chunking(sim);
 	if (want(argc, argv, "ingest"))
 		bench_ingest(sim);
+	if (want(argc, argv, "bulk"))
+		bench_bulk(sim);
 	return 0;
 }
 
@@ -547,8 +553,8 @@ static long rss_bytes(void)
 
 /* A peer client (tests/bench/peers) on a fresh simulator with the same world and firehose;
  * fills events/s and resident set. Returns 0, or -1 when the peer cannot run here. */
-static int run_peer(const char *sim_bin, const char *peer, long events, double *rate,
-                    double *rss, char *version, size_t vcap)
+static int run_peer(const char *sim_bin, const char *peer, long events, double *rate, double *rss,
+                    char *version, size_t vcap)
 {
 	int port;
 	const char *world[] = {"--world", "tests/sim/worlds/100k.json", NULL};
@@ -604,8 +610,9 @@ static void bench_ingest(const char *sim_bin)
 	printf("cache    %10zu members in %zu bytes: %.1f bytes per member (chunks applied in %.2f "
 	       "s)\n",
 	       members, bytes, (double)bytes / (double)(members ? members : 1), now_s() - t0);
-	printf("memory   %10.1f MB resident with them cached (%.1f MB more than before connecting)\n",
-	       (double)rss / 1e6, (double)(rss - rss0) / 1e6);
+	printf(
+	    "memory   %10.1f MB resident with them cached (%.1f MB more than before connecting)\n",
+	    (double)rss / 1e6, (double)(rss - rss0) / 1e6);
 
 	long n = 300000;
 	char body[96];
@@ -638,4 +645,199 @@ static void bench_ingest(const char *sim_bin)
 		       "%.1f MB resident with 100,000 members (ours %.3f of it; goal 0.1)\n",
 		       peers[i][1], ver, rate, ours / rate, prss / 1e6, (double)rss / prss);
 	}
+}
+
+/* --- the REST client: bulk role assignments ------------------------------------------------- */
+
+struct bulk {
+	int done, ok;
+	json_t *body; /* the last answer, for the setup requests */
+};
+
+static void on_bulk(const struct rest_result *res, void *ud)
+{
+	struct bulk *b = ud;
+	b->done++;
+	if (res->status >= 200 && res->status < 300)
+		b->ok++;
+	json_decref(b->body);
+	b->body = json_incref(res->body);
+}
+
+static void on_sim_json(const struct httpc_response *resp, void *ud)
+{
+	json_t **out = ud;
+	*out = resp->status == 200 ? json_loadb(resp->body, resp->body_len, 0, NULL) : json_null();
+}
+
+/* A control API answer from the simulator, fetched on the loop. */
+static json_t *sim_json(struct httpc *http, int port, const char *path)
+{
+	char url[128];
+	json_t *out = NULL;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	struct httpc_request rq = {.url = url};
+	if (httpc_send(http, &rq, on_sim_json, &out, NULL) != 0)
+		return NULL;
+	while (!out)
+		uv_run(uv_default_loop(), UV_RUN_ONCE);
+	if (json_is_null(out)) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* One setup request through the REST client; returns its answer (owned) or NULL. */
+static json_t *bulk_call(struct rest *rest, const char *method, const char *route,
+                         const char *const *args, json_t *body)
+{
+	struct bulk b = {0};
+	struct err err = {0};
+	if (rest_send(rest, method, route, args, body, NULL, 0, on_bulk, &b, &err) != 0)
+		return NULL;
+	while (!b.done)
+		uv_run(uv_default_loop(), UV_RUN_ONCE);
+	if (!b.ok) {
+		json_decref(b.body);
+		return NULL;
+	}
+	return b.body;
+}
+
+static long sim_count(json_t *stats, const char *group, const char *key)
+{
+	return (long)json_integer_value(json_object_get(json_object_get(stats, group), key));
+}
+
+/* The least time n requests can take under a limit of `limit` per fixed window: the last of
+ * ceil(n / limit) windows opens (windows - 1) windows after the first. */
+static double window_floor(long n, json_int_t limit, double window_s)
+{
+	if (limit <= 0)
+		return 0;
+	long windows = (long)((n + limit - 1) / limit);
+	return (double)(windows - 1) * window_s;
+}
+
+static void bench_bulk(const char *sim_bin)
+{
+	static const char *const role_route =
+	    "PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}";
+	enum { N = 10000 };
+	int port;
+	const char *extra[] = {"--ratelimits", "fast", "--world", "tests/sim/worlds/100k.json",
+	                       NULL};
+	pid_t pid = spawn_sim(sim_bin, extra, &port);
+	char base[64];
+	struct err err = {0};
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d/api/v10", port);
+	struct httpc *http = httpc_new(uv_default_loop(), &err);
+	json_t *limits = sim_json(http, port, "/_sim/ratelimits");
+	json_t *global = json_object_get(limits, "global");
+	struct rest_opts o = {
+	    .base_url = base,
+	    .token = "sim-token",
+	    .global_limit = (unsigned)json_integer_value(json_object_get(global, "limit")),
+	    .global_window_ms =
+	        (unsigned)(json_number_value(json_object_get(global, "window_s")) * 1000.0 + 0.5)};
+	struct rest *rest = limits ? rest_new(uv_default_loop(), http, &o, &err) : NULL;
+
+	/* the guild, a role below the bot's, and N members */
+	static char users[N][24];
+	int nusers = 0;
+	char guild[32] = "", role[32] = "", after[24] = "0";
+	json_t *guilds = rest ? bulk_call(rest, "GET", "/users/@me/guilds", NULL, NULL) : NULL;
+	snprintf(guild, sizeof(guild), "%s",
+	         json_string_value(json_object_get(json_array_get(guilds, 0), "id")) ?: "");
+	json_decref(guilds);
+	json_t *rb = json_pack("{s:s}", "name", "Bulk");
+	json_t *r = *guild ? bulk_call(rest, "POST", "/guilds/{guild_id}/roles",
+	                               (const char *[]){guild, NULL}, rb)
+	                   : NULL;
+	json_decref(rb);
+	snprintf(role, sizeof(role), "%s", json_string_value(json_object_get(r, "id")) ?: "");
+	json_decref(r);
+	while (*role && nusers < N) {
+		json_t *page =
+		    bulk_call(rest, "GET", "/guilds/{guild_id}/members?limit=1000&after={a}",
+		              (const char *[]){guild, after, NULL}, NULL);
+		size_t i;
+		json_t *m;
+		json_array_foreach(page, i, m) {
+			json_t *u = json_object_get(m, "user");
+			const char *id = json_string_value(json_object_get(u, "id"));
+			snprintf(after, sizeof(after), "%s", id);
+			if (!json_is_true(json_object_get(u, "bot")) && nusers < N)
+				snprintf(users[nusers++], sizeof(users[0]), "%s", id);
+		}
+		size_t got = json_array_size(page);
+		json_decref(page);
+		if (!got)
+			break;
+	}
+	if (nusers < N) {
+		printf("bulk     skipped: no guild with %d members and a role to give (%d found)\n",
+		       N, nusers);
+		goto out;
+	}
+
+	json_t *before = sim_json(http, port, "/_sim/stats");
+	struct rest_stats st0, st;
+	rest_get_stats(rest, &st0);
+	struct bulk b = {0};
+	double t0 = now_s();
+	for (int i = 0; i < N; i++)
+		if (rest_send(rest, "PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+		              (const char *[]){guild, users[i], role, NULL}, NULL, NULL, 0, on_bulk,
+		              &b, &err) != 0) {
+			fprintf(stderr, "bench: %s\n", err.msg);
+			exit(1);
+		}
+	while (b.done < N)
+		uv_run(uv_default_loop(), UV_RUN_ONCE);
+	double t = now_s() - t0;
+	json_decref(b.body);
+	rest_get_stats(rest, &st);
+	json_t *after_st = sim_json(http, port, "/_sim/stats");
+
+	/* the floor: the role bucket (per guild) and the global limit, from the preset's table */
+	json_int_t rl = 0;
+	double rw = 0;
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(limits, "routes"), i, d) {
+		const char *route = json_string_value(json_object_get(d, "route"));
+		if (route && strcmp(route, role_route) == 0) {
+			rl = json_integer_value(json_object_get(d, "limit"));
+			rw = json_number_value(json_object_get(d, "window_s"));
+		}
+	}
+	double floor_s = window_floor(N, rl, rw),
+	       gf = window_floor(N, o.global_limit, o.global_window_ms / 1000.0);
+	if (gf > floor_s)
+		floor_s = gf;
+	long sent =
+	    sim_count(after_st, "requests", role_route) - sim_count(before, "requests", role_route);
+	printf("bulk     %d role assignments in %.2f s, floor %.2f s (%lld per %.3f s per guild): "
+	       "ratio %.3fx (goal 1.05x); %d ok, %ld sent; 429s user %lu global %lu shared %lu "
+	       "(simulator: user %ld global %ld shared %ld)\n",
+	       N, t, floor_s, (long long)rl, rw, t / floor_s, b.ok, sent,
+	       st.limited_user - st0.limited_user, st.limited_global - st0.limited_global,
+	       st.limited_shared - st0.limited_shared,
+	       sim_count(after_st, "ratelimits", "429_user") -
+	           sim_count(before, "ratelimits", "429_user"),
+	       sim_count(after_st, "ratelimits", "429_global") -
+	           sim_count(before, "ratelimits", "429_global"),
+	       sim_count(after_st, "ratelimits", "429_shared") -
+	           sim_count(before, "ratelimits", "429_shared"));
+	json_decref(before);
+	json_decref(after_st);
+out:
+	json_decref(limits);
+	rest_free(rest);
+	httpc_close(http);
+	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
 }

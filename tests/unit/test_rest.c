@@ -248,6 +248,180 @@ static void test_rest_no_429_discord(void **state)
 	th_sim_stop(sim);
 }
 
+/* The id of the sample world's role by name, from /_sim/state's guild. */
+static const char *role_id(json_t *guild, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(guild, "roles"), i, v) {
+		if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+			return json_string_value(json_object_get(v, "id"));
+	}
+	return NULL;
+}
+
+/* Whether member user_id of the state's first guild holds role. */
+static int holds(json_t *st, const char *user_id, const char *role)
+{
+	json_t *g = json_array_get(json_object_get(st, "guilds"), 0);
+	size_t i, k;
+	json_t *m, *r;
+	json_array_foreach(json_object_get(g, "members"), i, m) {
+		if (strcmp(json_string_value(json_object_get(json_object_get(m, "user"), "id")),
+		           user_id) != 0)
+			continue;
+		json_array_foreach(json_object_get(m, "roles"), k, r) {
+			if (strcmp(json_string_value(r), role) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+#define BURST_CHANNELS 56
+#define BURST_PER_CH   35
+#define BURST_ROLES    40
+#define BURST_ALL      (BURST_CHANNELS * BURST_PER_CH + BURST_ROLES)
+
+/* 2,000 role changes and messages under the discord preset, all queued at once: every one
+ * done, and not one 429 of scope user or global, by our count and by the simulator's.
+ *
+ * The floor, from the preset: the global limit (50 per 1 s) lets 2,000 requests through in no
+ * less than 39 s (the 40th window opens 39 s after the first). The mix keeps every bucket's own
+ * floor below that: 35 messages per channel (5 per 5 s) need 30 s, 40 role changes in the one
+ * guild (10 per 10 s, adds and removes sharing the bucket) need 30 s. */
+static void test_rest_burst_2000_discord(void **state)
+{
+	char dir[96];
+	int port;
+	struct world w = {0};
+	pid_t sim = th_sim_start(NULL, &port, dir, sizeof(dir));
+	read_world(port, &w);
+	json_t *st = NULL;
+	assert_int_equal(th_sim_call(port, "GET", "/_sim/state", NULL, &st), 200);
+	json_t *g = json_array_get(json_object_get(st, "guilds"), 0);
+	static const char *const names[4] = {"Alumni", "Learner", "Coach", "Staff"};
+	char roles[4][32];
+	for (int i = 0; i < 4; i++) {
+		assert_non_null(role_id(g, names[i]));
+		snprintf(roles[i], sizeof(roles[i]), "%s", role_id(g, names[i]));
+	}
+	assert_int_equal(w.nmembers, 12);
+	/* the learners hold Alumni and Learner (as Discord itself, through the control API), so
+	 * that the burst removes about as many roles as it adds */
+	for (int i = 0; i < w.nmembers; i++) {
+		if (holds(st, w.members[i], roles[2]) || holds(st, w.members[i], roles[3]))
+			continue;
+		char body[256];
+		snprintf(body, sizeof(body),
+		         "{\"user_id\": \"%s\", \"username\": \"x\", \"roles\": [\"%s\", \"%s\"]}",
+		         w.members[i], roles[0], roles[1]);
+		assert_int_equal(th_sim_call(port, "POST", "/_sim/members", body, NULL), 200);
+	}
+	json_decref(st);
+	assert_int_equal(th_sim_call(port, "GET", "/_sim/state", NULL, &st), 200);
+
+	struct client c = {0};
+	open_client(&c, port, "sim-token", 0, 0, 0);
+	char channels[BURST_CHANNELS][32];
+	for (int i = 0; i < BURST_CHANNELS; i++) {
+		json_t *b = json_pack("{s:s}", "name", "burst");
+		submit(&c, "POST", "/guilds/{guild_id}/channels", (const char *[]){w.guild, NULL},
+		       b, "cohort channels", 0, NULL, NULL);
+		json_decref(b);
+		wait_for(&c, i + 1, 10000);
+		assert_int_equal(c.last_status, 201);
+		snprintf(channels[i], sizeof(channels[i]), "%s",
+		         json_string_value(json_object_get(c.last_body, "id")));
+	}
+	int setup = c.done;
+
+	/* each of the first 40 (member, role) pairs toggled: removed when held, else added */
+	const char *pair_user[BURST_ROLES], *pair_role[BURST_ROLES];
+	int pair_held[BURST_ROLES], puts = 0, dels = 0;
+	for (int k = 0; k < BURST_ROLES; k++) {
+		pair_user[k] = w.members[k / 4];
+		pair_role[k] = roles[k % 4];
+		pair_held[k] = holds(st, pair_user[k], pair_role[k]);
+		if (pair_held[k])
+			dels++;
+		else
+			puts++;
+	}
+	assert_true(puts >= 10 && dels >= 10);
+	/* the setup's sends leave the global window before the burst starts */
+	uv_sleep(1100);
+	uv_update_time(c.loop);
+	uint64_t t0 = uv_now(c.loop);
+	/* interleaved as the outbox would hand them over: a role change after every 49 messages */
+	int msgs = 0, role_changes = 0;
+	for (int i = 0; i < BURST_ALL; i++) {
+		if (i % 50 == 49 && role_changes < BURST_ROLES) {
+			int k = role_changes++;
+			submit(&c, pair_held[k] ? "DELETE" : "PUT",
+			       "/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+			       (const char *[]){w.guild, pair_user[k], pair_role[k], NULL}, NULL,
+			       "cohort roles", 0, NULL, NULL);
+		} else {
+			json_t *b = json_pack("{s:s, s:{s:[]}}", "content", "hello",
+			                      "allowed_mentions", "parse");
+			submit(&c, "POST", "/channels/{channel_id}/messages",
+			       (const char *[]){channels[msgs++ % BURST_CHANNELS], NULL}, b, NULL,
+			       0, NULL, NULL);
+			json_decref(b);
+		}
+	}
+	assert_int_equal(msgs, BURST_CHANNELS * BURST_PER_CH);
+	assert_int_equal(role_changes, BURST_ROLES);
+	assert_int_equal(rest_pending(c.rest), BURST_ALL);
+	wait_for(&c, setup + BURST_ALL, 58000);
+	uint64_t took = uv_now(c.loop) - t0;
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(c.ok, setup + BURST_ALL);
+	struct rest_stats rs;
+	rest_get_stats(c.rest, &rs);
+	assert_int_equal(rs.limited_user, 0);
+	assert_int_equal(rs.limited_global, 0);
+	assert_int_equal(rs.sent, setup + BURST_ALL);
+
+	/* the simulator's side: no 429 at all, and exactly the requests of each kind */
+	json_t *ss = NULL;
+	assert_int_equal(th_sim_call(port, "GET", "/_sim/stats", NULL, &ss), 200);
+	json_t *lim = json_object_get(ss, "ratelimits"), *req = json_object_get(ss, "requests");
+	assert_int_equal(json_integer_value(json_object_get(lim, "429_user")), 0);
+	assert_int_equal(json_integer_value(json_object_get(lim, "429_global")), 0);
+	assert_int_equal(json_integer_value(json_object_get(lim, "invalid_requests")), 0);
+	assert_int_equal(
+	    json_integer_value(json_object_get(req, "POST /channels/{channel_id}/messages")),
+	    BURST_CHANNELS * BURST_PER_CH);
+	assert_int_equal(json_integer_value(json_object_get(
+	                     req, "PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}")),
+	                 puts);
+	assert_int_equal(json_integer_value(json_object_get(
+	                     req, "DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}")),
+	                 dels);
+	json_decref(ss);
+
+	/* and the world: every pair toggled, every channel holding its messages */
+	json_t *after = NULL;
+	assert_int_equal(th_sim_call(port, "GET", "/_sim/state", NULL, &after), 200);
+	for (int k = 0; k < BURST_ROLES; k++)
+		assert_int_equal(holds(after, pair_user[k], pair_role[k]), !pair_held[k]);
+	json_t *by_channel = json_object_get(after, "messages");
+	for (int i = 0; i < BURST_CHANNELS; i++)
+		assert_int_equal(json_array_size(json_object_get(by_channel, channels[i])),
+		                 BURST_PER_CH);
+	json_decref(after);
+	json_decref(st);
+
+	/* not below the floor, and near what the client allows itself: it keeps a tenth of the
+	 * global window spare, so 2,000 sends need 39 windows of 1.1 s, 42.9 s */
+	assert_true(took >= 39000);
+	assert_true(took < 44500);
+	close_client(&c);
+	th_sim_stop(sim);
+}
+
 /* Two thousand mixed requests under the fast preset. */
 static void test_rest_no_429_fast(void **state)
 {
@@ -397,9 +571,13 @@ static void test_rest_interaction_first(void **state)
 GROUP(group_rest)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rest_basics),      cmocka_unit_test(test_rest_no_429_discord),
-	    cmocka_unit_test(test_rest_no_429_fast), cmocka_unit_test(test_rest_honours_429),
-	    cmocka_unit_test(test_rest_retries),     cmocka_unit_test(test_rest_interaction_first),
+	    cmocka_unit_test(test_rest_basics),
+	    cmocka_unit_test(test_rest_no_429_discord),
+	    cmocka_unit_test(test_rest_burst_2000_discord),
+	    cmocka_unit_test(test_rest_no_429_fast),
+	    cmocka_unit_test(test_rest_honours_429),
+	    cmocka_unit_test(test_rest_retries),
+	    cmocka_unit_test(test_rest_interaction_first),
 	};
 	return RUN_GROUP(tests);
 }
