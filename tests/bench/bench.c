@@ -7,7 +7,9 @@
  *   firehose  discord-sim streaming pre-built dispatches to one client (target >= 1,000,000/s)
  *   chunking  discord-sim sending a 100,000-member guild through op 8 chunks (target < 2 s)
  *   ingest    the bridge's gateway client parsing GUILD_MEMBER_UPDATE dispatches from the
- *             firehose and applying them to the cache; and the cache's size for 100,000 members
+ *             firehose and applying them to the cache; the cache's size and the resident set
+ *             with 100,000 members; then discord.js and discord.py (tests/bench/peers) on the
+ *             same world and firehose, with ratios
  *   bulk      10,000 role assignments through the REST client under the `fast` preset: wall
  *             time against the floor the preset's limits allow (goal <= 1.05x), and 429s
  */
