@@ -95,8 +95,8 @@ demo: deps
 bench: deps
 	@# discord.js, a peer of the benchmarks, comes from npm: Node.js from Debian unless present
 	@command -v node >/dev/null && command -v npm >/dev/null || sh deploy/install-deps nodejs npm
-	@$(MAKE) --no-print-directory $(BENCHBIN) $(SIMBIN)
-	@DISCORD_SIM_BIN=$(SIMBIN) sh deploy/pg-dev run $(BENCHBIN)
+	@$(MAKE) --no-print-directory $(BENCHBIN) $(SIMBIN) $(BIN)
+	@COHORTBRIDGE_BIN=$(BIN) DISCORD_SIM_BIN=$(SIMBIN) sh deploy/pg-dev run $(BENCHBIN)
 
 lint: deps
 	@sh deploy/install-deps $(DEB_LINT)

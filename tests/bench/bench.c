@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -553,6 +554,98 @@ static long rss_bytes(void)
 	return kb * 1024;
 }
 
+/* A small GET to 127.0.0.1:port; the whole answer (headers and body) into buf. */
+static void http_get(int port, const char *path, char *buf, size_t cap)
+{
+	char req[256];
+	size_t got = 0;
+	buf[0] = '\0';
+	int fd = tcp_connect(port);
+	if (fd < 0)
+		return;
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+	         path);
+	if (write(fd, req, strlen(req)) > 0) {
+		ssize_t n;
+		while (got + 1 < cap && (n = read(fd, buf + got, cap - 1 - got)) > 0)
+			got += (size_t)n;
+	}
+	buf[got] = '\0';
+	close(fd);
+}
+
+/* The resident set of the real daemon (COHORTBRIDGE_BIN) once it has every member of the
+ * 100,000-member guild cached: the figure to hold against a peer's whole process. -1 when it
+ * cannot be measured here. */
+static long daemon_rss(const char *sim_bin)
+{
+	const char *bin = getenv("COHORTBRIDGE_BIN"), *db = getenv("DATABASE_URL");
+	if (!bin || !*bin || !db || !*db)
+		return -1;
+	int port;
+	const char *world[] = {"--world", "tests/sim/worlds/100k.json", NULL};
+	pid_t sim = spawn_sim(sim_bin, world, &port);
+	char dir[] = "/tmp/cbbench.XXXXXX", cfg[64], log[64], api[96], line[256];
+	long rss = -1;
+	if (!mkdtemp(dir))
+		goto out;
+	snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
+	snprintf(log, sizeof(log), "%s/stderr", dir);
+	FILE *f = fopen(cfg, "w");
+	if (!f)
+		goto out;
+	fputs("{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"log_level\": \"warn\"}", f);
+	fclose(f);
+	snprintf(api, sizeof(api), "http://127.0.0.1:%d/api/v10", port);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 2);
+		setenv("DISCORD_TOKEN", "sim-token", 1);
+		setenv("DISCORD_API_URL", api, 1);
+		execl(bin, bin, "--config", cfg, "--log-level", "info", "run", (char *)NULL);
+		_exit(127);
+	}
+	/* its health port from the "listening" line, then its cache through /metrics */
+	int hport = 0;
+	char *buf = malloc(65536);
+	for (int i = 0; i < 600 && buf && rss < 0; i++) {
+		usleep(50000);
+		if (!hport) {
+			FILE *l = fopen(log, "r");
+			while (l && fgets(line, sizeof(line), l)) {
+				const char *p = strstr(line, " port=");
+				if (strstr(line, "msg=listening") && p)
+					hport = (int)strtol(p + 6, NULL, 10);
+			}
+			if (l)
+				fclose(l);
+			continue;
+		}
+		http_get(hport, "/metrics", buf, 65536);
+		if (!strstr(buf, "cohortbridge_cache_members 100002\n"))
+			continue;
+		char status[64];
+		snprintf(status, sizeof(status), "/proc/%d/status", (int)pid);
+		FILE *st = fopen(status, "r");
+		while (st && fgets(line, sizeof(line), st))
+			if (strncmp(line, "VmRSS:", 6) == 0)
+				rss = strtol(line + 6, NULL, 10) * 1024;
+		if (st)
+			fclose(st);
+	}
+	free(buf);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	unlink(cfg);
+	unlink(log);
+	rmdir(dir);
+out:
+	kill(sim, SIGTERM);
+	waitpid(sim, NULL, 0);
+	return rss;
+}
+
 /* A peer client (tests/bench/peers) on a fresh simulator with the same world and firehose;
  * fills events/s and resident set. Returns 0, or -1 when the peer cannot run here. */
 static int run_peer(const char *sim_bin, const char *peer, long events, double *rate, double *rss,
@@ -632,6 +725,15 @@ static void bench_ingest(const char *sim_bin)
 	cache_free(in.cache);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
+
+	/* the daemon itself, as a peer's process is measured: everything resident */
+	long drss = daemon_rss(sim_bin);
+	if (drss > 0) {
+		printf("daemon   %10.1f MB resident: the cohortbridge process with 100,000 members "
+		       "cached\n",
+		       (double)drss / 1e6);
+		rss = drss;
+	}
 
 	/* the same world and firehose through discord.js and discord.py */
 	static const char *const peers[][2] = {{"djs", "discord.js"}, {"dpy", "discord.py"}};
