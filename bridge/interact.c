@@ -170,7 +170,9 @@ static int send_answer(struct ix *ix, int type, json_t *data, rest_cb cb, void *
 	struct err e = {0};
 	int rc;
 	if (ix->state == S_DEFERRED) {
-		const char *args[] = {r->app_id, ix->token, NULL};
+		/* the interaction names its application; the router learns it only from READY */
+		const char *app = json_string_value(json_object_get(ix->in, "application_id"));
+		const char *args[] = {app ? app : r->app_id, ix->token, NULL};
 		rc = rest_send(r->rest, "PATCH",
 		               "/webhooks/{application_id}/{token}/messages/@original", args, data,
 		               NULL, 0, cb, cbud, &e);
@@ -214,8 +216,7 @@ static void fail_with(struct ix *ix, const char *text, const char *why)
 	finish(ix);
 }
 
-/* --- deferral ----------------------------------------------------------------------------------
- */
+/* --- deferral --------------------------------------------------------------------------- */
 
 static void on_give_up(uv_timer_t *t)
 {
@@ -274,8 +275,7 @@ static void on_defer_timer(uv_timer_t *t)
 	json_decref(data);
 }
 
-/* --- for handlers ------------------------------------------------------------------------------
- */
+/* --- for handlers -------------------------------------------------------------------------- */
 
 void *ix_ud(const struct ix *ix)
 {
@@ -473,8 +473,7 @@ void ix_fail(struct ix *ix, const char *why)
 	fail_with(ix, SORRY, why ? why : "failed");
 }
 
-/* --- routing -----------------------------------------------------------------------------------
- */
+/* --- routing ------------------------------------------------------------------------------- */
 
 static const struct ix_def *route(const struct ix_router *r, int type, const char *name,
                                   size_t *len)
@@ -603,8 +602,7 @@ void ix_dispatch(struct ix_router *r, json_t *in)
 	               0);
 }
 
-/* --- command registration ----------------------------------------------------------------------
- */
+/* --- command registration ------------------------------------------------------------------ */
 
 json_t *ix_commands_json(const struct ix_router *r)
 {
