@@ -71,6 +71,7 @@ struct rest {
 	size_t send_next;
 	uint64_t global_until; /* a global 429 holds everything until then */
 	uint64_t invalid_since;
+	uint64_t last_sweep;
 	unsigned invalid_count;
 	int guard_logged;
 	uv_timer_t timer;
@@ -449,9 +450,95 @@ static void rotate(struct rest *r)
 /* Queues are served in the order of the active list. A queue that sent goes to its end once its
  * bucket (not the global limit) stops it, so that when the global limit binds, queues take turns
  * of a bucket's worth instead of the first ones starving the rest. */
+/* --- forgetting what is idle ----------------------------------------------------------------- */
+
+/* Every channel, DM and interaction token gets a queue and a bucket of its own; a long-running
+ * bridge forgets them once nothing is queued or in flight anywhere (so no request points at
+ * them): all queues, and the buckets whose window has ended. */
+struct sweep {
+	struct rest *r;
+	uint64_t now;
+	char **keys;
+	size_t n, cap;
+};
+
+/* Collects keys: every queue's, and the buckets' whose window has ended (what they knew is
+ * learnt again from the next answer). */
+static void collect_key(struct sweep *sw, const char *key)
+{
+	if (sw->n == sw->cap) {
+		size_t cap = sw->cap ? sw->cap * 2 : 64;
+		char **k = realloc(sw->keys, cap * sizeof(*k));
+		if (!k)
+			return;
+		sw->keys = k;
+		sw->cap = cap;
+	}
+	sw->keys[sw->n] = strdup(key);
+	if (sw->keys[sw->n])
+		sw->n++;
+}
+
+static void collect_queue(const char *key, void *value, void *ud)
+{
+	collect_key(ud, key);
+}
+
+static void collect_bucket(const char *key, void *value, void *ud)
+{
+	struct sweep *sw = ud;
+	struct bucket *b = value;
+	if (!b->inflight && b->reset_at <= sw->now)
+		collect_key(sw, key);
+}
+
+static void drop_from_major(struct rest *r, const char *major, struct bucket *b)
+{
+	struct major_buckets *mb = strmap_get(&r->majors, major);
+	if (!mb)
+		return;
+	for (int i = 0; i < mb->n; i++)
+		if (mb->b[i] == b) {
+			mb->b[i] = mb->b[--mb->n];
+			break;
+		}
+	if (!mb->n && !mb->unknown_inflight)
+		free(strmap_del(&r->majors, major));
+}
+
+static void sweep(struct rest *r, uint64_t now)
+{
+	struct sweep sw = {.r = r, .now = now};
+	r->last_sweep = now;
+	/* queues: all idle, as nothing is pending */
+	strmap_each(&r->queues, collect_queue, &sw);
+	for (size_t i = 0; i < sw.n; i++) {
+		struct queue *q = strmap_del(&r->queues, sw.keys[i]);
+		if (q) {
+			free(q->route_key);
+			free(q->major);
+			free(q);
+		}
+		free(sw.keys[i]);
+	}
+	sw.n = 0;
+	strmap_each(&r->buckets, collect_bucket, &sw);
+	for (size_t i = 0; i < sw.n; i++) {
+		struct bucket *b = strmap_del(&r->buckets, sw.keys[i]);
+		const char *major = strchr(sw.keys[i], '\n');
+		if (b && major)
+			drop_from_major(r, major + 1, b);
+		free(b);
+		free(sw.keys[i]);
+	}
+	free(sw.keys);
+}
+
 static void pump(struct rest *r)
 {
 	uint64_t now = uv_now(r->loop), wake = 0;
+	if (!r->pending && !r->inflight && !r->closing && now - r->last_sweep >= r->o.sweep_ms)
+		sweep(r, now);
 	struct queue **pp = &r->active;
 	int guard = guard_closed(r, now);
 	while (*pp) {
@@ -549,6 +636,9 @@ struct rest *rest_new(uv_loop_t *loop, struct httpc *http, const struct rest_opt
 		r->o.invalid_guard = 5000;
 	if (!r->o.timeout_ms)
 		r->o.timeout_ms = 15000;
+	if (!r->o.sweep_ms)
+		r->o.sweep_ms = 60000;
+	r->last_sweep = uv_now(loop);
 	size_t al = strlen(o->token) + 32;
 	r->base = strdup(o->base_url);
 	r->auth = malloc(al);
@@ -690,6 +780,8 @@ size_t rest_pending(const struct rest *r)
 void rest_get_stats(const struct rest *r, struct rest_stats *out)
 {
 	*out = r->st;
+	out->queues = r->queues.n;
+	out->buckets = r->buckets.n;
 }
 
 static void free_queue(const char *key, void *value, void *ud)

@@ -25,6 +25,8 @@ struct rest_opts {
 	unsigned max_retries;      /* for 5xx and network errors; 0: 5 */
 	unsigned invalid_guard;    /* 401/403/429 per 10 minutes before we stop; 0: 5000 */
 	unsigned timeout_ms;       /* per attempt; 0: 15000 */
+	unsigned sweep_ms;         /* idle queues and long-ended buckets are forgotten at most this
+	                              often, once nothing is pending; 0: 60000 */
 };
 
 struct rest_result {
@@ -58,7 +60,8 @@ size_t rest_pending(const struct rest *r);
 /* Statistics for tests and /metrics. */
 struct rest_stats {
 	unsigned long sent, ok, failed, retries, limited_user, limited_global, limited_shared;
-	unsigned long invalid; /* 401/403/429 (not shared) counted towards the ban */
+	unsigned long invalid;  /* 401/403/429 (not shared) counted towards the ban */
+	size_t queues, buckets; /* held now */
 };
 void rest_get_stats(const struct rest *r, struct rest_stats *out);
 

@@ -72,6 +72,34 @@ int strmap_put(struct strmap *m, const char *key, void *value)
 	return 0;
 }
 
+void *strmap_del(struct strmap *m, const char *key)
+{
+	uint64_t h = hash_of(key);
+	struct strmap_slot *s = find(m, key, h);
+	if (!s || !s->key)
+		return NULL;
+	void *value = s->value;
+	free(s->key);
+	m->n--;
+	/* backward-shift deletion: later entries of the probe chain move up into the hole */
+	size_t i = (size_t)(s - m->slots);
+	for (;;) {
+		m->slots[i].key = NULL;
+		size_t j = i;
+		for (;;) {
+			j = (j + 1) & (m->cap - 1);
+			if (!m->slots[j].key)
+				return value;
+			size_t home = m->slots[j].hash & (m->cap - 1);
+			if ((j > i && (home <= i || home > j)) ||
+			    (j < i && (home <= i && home > j)))
+				break;
+		}
+		m->slots[i] = m->slots[j];
+		i = j;
+	}
+}
+
 void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *value, void *ud),
                  void *ud)
 {

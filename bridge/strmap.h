@@ -12,6 +12,8 @@ struct strmap {
 void *strmap_get(const struct strmap *m, const char *key);
 /* Inserts or replaces; returns 0, or -1 when out of memory. */
 int strmap_put(struct strmap *m, const char *key, void *value);
+/* Removes key; returns its value (NULL when absent). */
+void *strmap_del(struct strmap *m, const char *key);
 /* Calls fn for every entry (the map must not change meanwhile). */
 void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *value, void *ud),
                  void *ud);

@@ -568,12 +568,60 @@ static void test_rest_interaction_first(void **state)
 	th_sim_stop(sim);
 }
 
+/* Every channel (and interaction token) gets a queue and a bucket; once nothing is pending the
+ * client forgets the idle ones, so a long-running bridge does not grow with them. */
+static void test_rest_forgets_idle(void **state)
+{
+	char dir[96], base[64], id[32];
+	int port;
+	pid_t sim = th_sim_start(NULL, &port, dir, sizeof(dir));
+	struct client c = {0};
+	struct err err = {0};
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d/api/v10", port);
+	c.loop = uv_default_loop();
+	c.http = httpc_new(c.loop, &err);
+	struct rest_opts o = {.base_url = base, .token = "sim-token", .sweep_ms = 200};
+	c.rest = rest_new(c.loop, c.http, &o, &err);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "%d", 1000 + i);
+		submit(&c, "GET", "/channels/{channel_id}", (const char *[]){id, NULL}, NULL, NULL,
+		       0, NULL, NULL);
+	}
+	wait_for(&c, 40, 10000);
+	struct rest_stats st;
+	rest_get_stats(c.rest, &st);
+	assert_true(st.queues >= 40);
+	assert_true(st.buckets >= 40);
+	/* past the sweep interval and the buckets' windows, the next quiet moment forgets */
+	uv_update_time(c.loop);
+	uint64_t until = uv_now(c.loop) + 2300;
+	while (uv_now(c.loop) < until) {
+		uv_run(c.loop, UV_RUN_NOWAIT);
+		uv_sleep(2);
+		uv_update_time(c.loop);
+	}
+	submit(&c, "GET", "/users/@me", NULL, NULL, NULL, 0, NULL, NULL);
+	wait_for(&c, 41, 5000);
+	for (int i = 0; i < 20; i++)
+		uv_run(c.loop, UV_RUN_NOWAIT);
+	rest_get_stats(c.rest, &st);
+	if (st.queues > 1 || st.buckets > 2)
+		fail_msg("still %zu queues and %zu buckets", st.queues, st.buckets);
+	/* and it still works */
+	submit(&c, "GET", "/users/@me", NULL, NULL, NULL, 0, NULL, NULL);
+	wait_for(&c, 42, 5000);
+	assert_int_equal(c.last_status, 200);
+	close_client(&c);
+	th_sim_stop(sim);
+}
+
 GROUP(group_rest)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rest_basics),
 	    cmocka_unit_test(test_rest_no_429_discord),
 	    cmocka_unit_test(test_rest_burst_2000_discord),
+	    cmocka_unit_test(test_rest_forgets_idle),
 	    cmocka_unit_test(test_rest_no_429_fast),
 	    cmocka_unit_test(test_rest_honours_429),
 	    cmocka_unit_test(test_rest_retries),
