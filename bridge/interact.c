@@ -731,9 +731,18 @@ void ix_router_free(struct ix_router *r)
 	if (!r)
 		return;
 	r->freeing = 1;
-	while (r->live)
-		fail_with(r->live, "The bridge is restarting; please try again in a minute.",
-		          "shutting down");
+	while (r->live) {
+		struct ix *ix = r->live;
+		if (ix->state == S_DEFERRING) {
+			/* its deferral is on the way: a second callback would be refused */
+			log_warn("interactions", "interaction left deferred at shutdown", "route",
+			         ix->def->name);
+			finish(ix);
+		} else {
+			fail_with(ix, "The bridge is restarting; please try again in a minute.",
+			          "shutting down");
+		}
+	}
 	for (size_t i = 0; r->staff && r->staff[i]; i++)
 		free(r->staff[i]);
 	free(r->staff);
