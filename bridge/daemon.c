@@ -1,4 +1,5 @@
 #include <jansson.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <string.h>
@@ -292,6 +293,11 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	struct err err = {0};
 	char *db_url = NULL;
 	char port[16];
+
+	/* A fixed threshold keeps large, short-lived buffers (member chunks) in their own
+	 * mappings, returned when freed; glibc's sliding default moves them onto the heap after
+	 * the first free, where they stay resident. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
 	/* No core dumps and no ptrace by other processes: memory holds the tokens. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

@@ -7,6 +7,7 @@
 #include "gateway.h"
 #include "jtok.h"
 #include "log.h"
+#include "lwsctx.h"
 
 #define SEND_LIMIT     120
 #define SEND_WINDOW_MS 60000
@@ -442,6 +443,26 @@ static void handle(struct gw *g, const char *text, size_t len)
 	}
 }
 
+/* Buffers grown for a rare large message (member chunks, GUILD_CREATE) are let go once it is
+ * handled: kept, they would hold megabytes for the whole life of the process. */
+#define GW_KEEP_BYTES (256u * 1024)
+
+static void handled(struct gw *g)
+{
+	if (g->rxcap > GW_KEEP_BYTES) {
+		free(g->rx);
+		g->rx = NULL;
+		g->rxcap = 0;
+	}
+	if (g->zcap > GW_KEEP_BYTES) {
+		free(g->zout);
+		g->zout = NULL;
+		g->zcap = 0;
+	}
+	if (g->jt.cap * sizeof(*g->jt.tok) > GW_KEEP_BYTES / 4)
+		jtok_free(&g->jt);
+}
+
 /* Collects a message; with zlib-stream a message ends with 00 00 ff ff. */
 static void receive(struct gw *g, const unsigned char *in, size_t len, int final)
 {
@@ -466,6 +487,7 @@ static void receive(struct gw *g, const unsigned char *in, size_t len, int final
 	if (!g->zlib) {
 		handle(g, (const char *)g->rx, g->rxlen);
 		g->rxlen = 0;
+		handled(g);
 		return;
 	}
 	if (g->rxlen < 4 || memcmp(g->rx + g->rxlen - 4, "\x00\x00\xff\xff", 4) != 0)
@@ -500,6 +522,7 @@ static void receive(struct gw *g, const unsigned char *in, size_t len, int final
 	} while (g->zs.avail_out == 0);
 	g->rxlen = 0;
 	handle(g, (const char *)g->zout, out);
+	handled(g);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -670,16 +693,6 @@ static void connect_now(struct gw *g)
 /* --- public -------------------------------------------------------------------------------------
  */
 
-static void lws_log_line(int level, const char *line)
-{
-	char buf[512];
-	snprintf(buf, sizeof(buf), "%s", line);
-	size_t n = strlen(buf);
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	log_warn("lws", buf);
-}
-
 struct gw *gw_new(uv_loop_t *loop, const struct gw_opts *o, const struct gw_handler *h, void *ud,
                   struct err *err)
 {
@@ -701,17 +714,17 @@ struct gw *gw_new(uv_loop_t *loop, const struct gw_opts *o, const struct gw_hand
 		return NULL;
 	}
 	struct lws_context_creation_info info;
-	void *loops[1] = {loop};
 	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-	               LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	info.foreign_loops = loops;
+	/* TLS, and with it the system's CA bundle (about 0.9 MB of heap), only for a wss://
+	 * gateway. Behind a ws:// one, a wss:// resume address fails twice and the session
+	 * identifies anew. */
+	if (strncmp(g->o.url, "wss://", 6) == 0)
+		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.pcontext = &g->ctx;
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
 	info.ka_time = 0;
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_line);
-	g->ctx = lws_create_context(&info);
+	g->ctx = lwsctx_new(loop, &info);
 	if (!g->ctx) {
 		free((char *)g->o.url);
 		free((char *)g->o.token);

@@ -4,6 +4,7 @@
 
 #include "httpd.h"
 #include "log.h"
+#include "lwsctx.h"
 #include "metrics.h"
 
 struct httpd {
@@ -111,35 +112,11 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static void lws_log_line(int level, const char *line)
-{
-	char buf[512];
-	size_t n;
-	/* lws prefixes its own timestamp "[date time:ms] W: "; keep only the text. */
-	const char *t = strstr(line, "]");
-	if (t && t[1] == ' ' && t[2] && t[3] == ':')
-		line = t + 4;
-	while (*line == ' ')
-		line++;
-	n = strlen(line);
-	if (n >= sizeof(buf))
-		n = sizeof(buf) - 1;
-	memcpy(buf, line, n);
-	buf[n] = '\0';
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	if (level & LLL_ERR)
-		log_error("lws", buf);
-	else
-		log_warn("lws", buf);
-}
-
 struct httpd *httpd_start(uv_loop_t *loop, const char *host, int port, httpd_health_fn health,
                           void *ud, struct err *err)
 {
 	struct lws_context_creation_info info;
 	struct httpd *h = calloc(1, sizeof(*h));
-	void *loops[1] = {loop};
 
 	if (!h) {
 		err_set(err, "out of memory");
@@ -148,16 +125,13 @@ struct httpd *httpd_start(uv_loop_t *loop, const char *host, int port, httpd_hea
 	h->health = health;
 	h->ud = ud;
 	h->loop = loop;
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_line);
 
 	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-	               LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN | LWS_SERVER_OPTION_DISABLE_IPV6;
-	info.foreign_loops = loops;
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.pcontext = &h->ctx; /* lws clears it once the context is wholly gone */
 	info.user = h;
 	info.port = CONTEXT_PORT_NO_LISTEN;
-	h->ctx = lws_create_context(&info);
+	h->ctx = lwsctx_new(loop, &info);
 	if (!h->ctx) {
 		free(h);
 		err_set(err, "cannot create the libwebsockets context (is libwebsockets-evlib-uv "
