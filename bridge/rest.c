@@ -50,7 +50,7 @@ struct req {
 	char *method, *url, *body, *audit;
 	size_t body_len;
 	int flags;
-	unsigned attempts, requeues;
+	unsigned attempts, requeues, failures; /* sends; 429s; 5xx and network errors */
 	struct major_buckets *provisional; /* set while out as a route's first request */
 	uint64_t not_before;
 	rest_cb cb;
@@ -323,9 +323,11 @@ static void on_response(const struct httpc_response *resp, void *ud)
 			activate(r, x->q);
 		}
 	} else if ((resp->status == 0 || resp->status >= 500) && !(x->flags & REST_NO_RETRY) &&
-	           x->attempts <= r->o.max_retries) {
-		/* backoff with jitter: 0.5 s, 1 s, 2 s, ... each between half and the whole */
-		uint64_t base = 500ull << (x->attempts - 1 < 6 ? x->attempts - 1 : 6);
+	           x->failures < r->o.max_retries) {
+		/* backoff with jitter: 0.5 s, 1 s, 2 s, ... each between half and the whole; 429s
+		 * before do not count, they have their own limit */
+		uint64_t base = 500ull << (x->failures < 6 ? x->failures : 6);
+		x->failures++;
 		x->not_before = now + base / 2 + (uint64_t)(rand() % (int)(base / 2 + 1));
 		r->st.retries++;
 		char st[16];
