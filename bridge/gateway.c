@@ -724,6 +724,7 @@ struct gw *gw_new(uv_loop_t *loop, const struct gw_opts *o, const struct gw_hand
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
 	info.ka_time = 0;
+	info.pt_serv_buf_size = 65536;
 	g->ctx = lwsctx_new(loop, &info);
 	if (!g->ctx) {
 		free((char *)g->o.url);
