@@ -23,7 +23,7 @@ endif
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wformat=2 -Wvla -Wpointer-arith -Wundef -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
-CPPFLAGS += -std=c11 -D_DEFAULT_SOURCE -MMD -MP -Ibridge -Idb -Itests/unit -I$(BUILD)/gen
+CPPFLAGS += -std=c11 -D_DEFAULT_SOURCE -MMD -MP -Ibridge -Idb -Iconnectors -Itests/unit -I$(BUILD)/gen
 ALLCFLAGS = $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) $(PKG_CFLAGS)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

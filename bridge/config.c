@@ -221,6 +221,8 @@ static struct config *build(const char *path, const json_t *root, struct err *er
 		sc->path = relative_to(path, p);
 		free(p);
 		sc->token_env = dup_or(json_object_get(s, "token_env"), NULL);
+		const json_t *ms = json_object_get(s, "min_share");
+		sc->min_share = json_is_number(ms) ? json_number_value(ms) : 0.5;
 	}
 	return c;
 oom:

@@ -11,6 +11,7 @@ struct source_cfg {
 	char *url;       /* NULL for file sources */
 	char *path;      /* resolved against the config file's directory */
 	char *token_env; /* may be NULL */
+	double min_share; /* a complete roster below this share of the last good one is refused */
 };
 
 /* The running configuration. Immutable once loaded: a reload builds a new one and swaps. */

@@ -15,6 +15,8 @@
 #include "log.h"
 #include "migrate.h"
 #include "secret.h"
+#include "sync.h"
+#include "httpc.h"
 #include "version.h"
 
 struct command {
@@ -35,6 +37,7 @@ static const char main_usage[] =
     "commands:\n"
     "  run        run the bridge (health and metrics endpoint, database, sources)\n"
     "  migrate    apply pending database migrations\n"
+    "  sync       fetch the configured sources now and show what changed\n"
     "  check      validate the configuration file without a database or Discord\n"
     "  version    print the version and the library versions\n"
     "  help       show this help, or `help COMMAND` for one command\n"
@@ -234,6 +237,110 @@ static int cmd_migrate(int argc, char **argv)
 	return st.rc;
 }
 
+/* --- sync ------------------------------------------------------------------------------------ */
+
+struct sync_state {
+	const struct config *cfg;
+	struct sync_opts o;
+	struct httpc *http;
+	int rc;
+};
+
+static void on_synced(int failed, void *ud)
+{
+	struct sync_state *st = ud;
+	if (failed < 0) {
+		cli_error("cohortbridge sync: no source is named \"%s\"", st->o.only);
+		st->rc = 2;
+	} else {
+		st->rc = failed ? 1 : 0;
+	}
+	httpc_close(st->http);
+	db_close(cli_db, 5000, on_db_closed, NULL);
+}
+
+static void on_sync_migrated(int rc, const struct err *err, const struct migrate_report *r,
+                             void *ud)
+{
+	struct sync_state *st = ud;
+	if (rc || (!st->cfg->migrate_on_start && r->pending)) {
+		cli_error("cohortbridge sync: %s",
+		          rc ? (err ? err->msg : "the database is not ready")
+		             : "the database schema is behind: run cohortbridge migrate first");
+		st->rc = 1;
+		httpc_close(st->http);
+		db_close(cli_db, 5000, on_db_closed, NULL);
+		return;
+	}
+	sync_sources(uv_default_loop(), cli_db, st->http, st->cfg, &st->o, on_synced, st);
+}
+
+static int cmd_sync(int argc, char **argv)
+{
+	static const char *const allowed[] = {"--dry-run", NULL};
+	int flags[1] = {0};
+	const char *only = NULL;
+	char **args = calloc((size_t)argc + 1, sizeof(char *));
+	int n = 0;
+	if (!args)
+		return 1;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--source") == 0) {
+			if (i + 1 >= argc) {
+				free(args);
+				usage_error("--source needs a source name");
+				return 2;
+			}
+			only = argv[++i];
+		} else if (i > 0 && strncmp(argv[i], "--source=", 9) == 0) {
+			only = argv[i] + 9;
+		} else {
+			args[n++] = argv[i];
+		}
+	}
+	int rc = parse_cmd(find_command("sync"), n, args, allowed, flags, NULL, 0);
+	free(args);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	struct config *cfg;
+	if (load_config(&cfg) != 0)
+		return 1;
+	if (!cfg->nsources) {
+		cli_error("cohortbridge sync: the configuration declares no sources");
+		config_free(cfg);
+		return 1;
+	}
+	char *url = NULL;
+	struct err err = {0};
+	rc = secret_get("DATABASE_URL", &url, &err);
+	if (rc != 0) {
+		cli_error("cohortbridge sync: %s",
+		          rc < 0 ? err.msg : "DATABASE_URL is not set (nor DATABASE_URL_FILE)");
+		config_free(cfg);
+		return 1;
+	}
+	struct db_opts o = {cfg->db_connect_timeout_ms, 0, true};
+	struct sync_state st = {cfg, {only, flags[0] != 0, stdout}, NULL, 1};
+	cli_db = db_open(uv_default_loop(), url, &o, &err);
+	free(url);
+	if (cli_db)
+		st.http = httpc_new(uv_default_loop(), &err);
+	if (!cli_db || !st.http) {
+		cli_error("cohortbridge sync: %s", err.msg);
+		if (cli_db)
+			db_close(cli_db, 0, on_db_closed, NULL);
+		uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+		config_free(cfg);
+		return 1;
+	}
+	/* the schema as run would have it: migrated on start unless the config says not to */
+	migrate_run(cli_db, !cfg->migrate_on_start, on_sync_migrated, &st);
+	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+	uv_loop_close(uv_default_loop());
+	config_free(cfg);
+	return st.rc;
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	char *pos[1] = {NULL};
@@ -305,6 +412,17 @@ static const struct command commands[] = {
      "options:\n"
      "  --status   only show the schema version and what is pending\n",
      cmd_migrate},
+    {"sync", "fetch the sources now",
+     " [--source NAME] [--dry-run]\n\n"
+     "Fetches every configured source (or only NAME) and writes what changed into the\n"
+     "database, one transaction per source. Prints a line per source: what was fetched and\n"
+     "what changed. A source that fails to fetch, sends something unreadable, or whose full\n"
+     "roster shrank below its min_share of the last good sync changes nothing and is\n"
+     "recorded as a failed sync. The exit status is 1 when any source failed.\n\n"
+     "options:\n"
+     "  --source NAME   only this source\n"
+     "  --dry-run       say what would change; write nothing (not even the sync's record)\n",
+     cmd_sync},
     {"check", "validate configuration",
      " [FILE]\n\n"
      "Validates the configuration (FILE, --config or $COHORTBRIDGE_CONFIG) against its JSON\n"

@@ -27,6 +27,7 @@ GROUP(group_gateway);
 GROUP(group_cache);
 GROUP(group_outbox);
 GROUP(group_interact);
+GROUP(group_sources);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);

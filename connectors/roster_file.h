@@ -1,0 +1,20 @@
+#ifndef CB_ROSTER_FILE_H
+#define CB_ROSTER_FILE_H
+#include <jansson.h>
+#include <stddef.h>
+
+#include "err.h"
+
+/* A roster file's bytes as a snapshot ({"people", "memberships", "cursor"}); file names the
+ * file in errors ("roster.csv:12: ...") and picks the format by its extension (.json, else
+ * CSV unless the text starts with [ or {). NULL with err on any problem: a file with one bad
+ * row gives nothing. */
+json_t *roster_snapshot(const char *data, size_t len, const char *file, struct err *err);
+
+/* The two readers, appending to snap's "people" and "memberships" arrays. 0 or -1. */
+int roster_parse_csv(const char *data, size_t len, const char *file, json_t *snap,
+                     struct err *err);
+int roster_parse_json(const char *data, size_t len, const char *file, json_t *snap,
+                      struct err *err);
+
+#endif

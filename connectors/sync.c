@@ -1,0 +1,286 @@
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connector.h"
+#include "log.h"
+#include "secret.h"
+#include "sync.h"
+
+const struct connector_ops *connector_find(const char *type)
+{
+	static const struct connector_ops *const all[] = {&roster_file_connector};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(all[i]->type, type) == 0)
+			return all[i];
+	return NULL;
+}
+
+struct run {
+	uv_loop_t *loop;
+	struct db *db;
+	struct httpc *http;
+	const struct config *cfg;
+	struct sync_opts o;
+	sync_done_cb done;
+	void *ud;
+	size_t next;
+	int failed, matched;
+	/* the source in progress */
+	const struct source_cfg *src;
+	struct source_env env;
+	json_t *cursor;
+	char *token;
+	const struct connector_ops *ops;
+	void *conn;
+	char started[64];
+	uint64_t t0;
+};
+
+static void step(struct run *r);
+
+static void say(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct run *r, const char *fmt, ...)
+{
+	if (!r->o.out)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(r->o.out, fmt, ap);
+	va_end(ap);
+	fflush(r->o.out);
+}
+
+static void progress(void *ud, const char *line)
+{
+	struct run *r = ud;
+	say(r, "%s: %s\n", r->src->name, line);
+}
+
+static void end_source(struct run *r)
+{
+	if (r->conn)
+		r->ops->free(r->conn);
+	r->conn = NULL;
+	json_decref(r->cursor);
+	r->cursor = NULL;
+	free(r->token);
+	r->token = NULL;
+}
+
+static void on_recorded(PGresult *res, const struct err *err, void *ud)
+{
+	struct run *r = ud;
+	if (err)
+		log_error("sync", "could not record a failed sync", "source", r->src->name, "error",
+		          err->msg);
+	step(r);
+}
+
+static void fail(struct run *r, const char *why)
+{
+	r->failed++;
+	say(r, "%s: FAILED: %s\n", r->src->name, why);
+	log_warn("sync", "sync failed; nothing changed", "source", r->src->name, "error", why);
+	struct err err = {0};
+	const char *params[3] = {r->src->name, r->started, why};
+	end_source(r);
+	if (r->o.dry_run ||
+	    db_query(r->db, "SELECT cb_sync_failed($1, $2::timestamptz, $3)", 3, params,
+	             on_recorded, r, &err) != 0)
+		step(r);
+}
+
+/* "12 people (2 new, 1 changed)" for one list of the report */
+static size_t describe_list(const json_t *rep, const char *key, const char *label, char *buf,
+                            size_t cap)
+{
+	const json_t *l = json_object_get(rep, key);
+	if (!l || !cap)
+		return 0;
+	long long fetched = json_integer_value(json_object_get(l, "fetched"));
+	long long nw = json_integer_value(json_object_get(l, "new"));
+	long long ch = json_integer_value(json_object_get(l, "changed"));
+	const json_t *gone = json_object_get(l, "withdrawn");
+	const char *gone_label = "withdrawn";
+	if (!gone) {
+		gone = json_object_get(l, "removed");
+		gone_label = "removed";
+	}
+	int n = snprintf(buf, cap, "; %lld %s (%lld new, %lld changed", fetched, label, nw, ch);
+	if (n > 0 && (size_t)n < cap && gone)
+		n += snprintf(buf + n, cap - (size_t)n, ", %lld %s", json_integer_value(gone),
+		              gone_label);
+	if (n > 0 && (size_t)n < cap)
+		n += snprintf(buf + n, cap - (size_t)n, ")");
+	return n > 0 ? ((size_t)n < cap ? (size_t)n : cap - 1) : 0;
+}
+
+static void on_applied(PGresult *res, const struct err *err, void *ud)
+{
+	struct run *r = ud;
+	if (err) {
+		char why[600];
+		snprintf(why, sizeof(why), "the database refused the snapshot: %s", err->msg);
+		fail(r, why);
+		return;
+	}
+	json_t *rep = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		char why[600];
+		snprintf(why, sizeof(why), "%s", json_string_value(json_object_get(rep, "error"))
+		                                      ? json_string_value(json_object_get(rep, "error"))
+		                                      : "refused");
+		json_decref(rep);
+		r->failed++;
+		say(r, "%s: FAILED: %s\n", r->src->name, why);
+		log_warn("sync", "sync refused; nothing changed", "source", r->src->name, "error",
+		         why);
+		end_source(r);
+		step(r);
+		return;
+	}
+	char line[1024];
+	size_t n = 0;
+	static const char *const lists[][2] = {{"people", "people"},
+	                                       {"memberships", "memberships"},
+	                                       {"assignments", "assignments"},
+	                                       {"due_dates", "due dates"},
+	                                       {"submissions", "submissions"}};
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		n += describe_list(rep, lists[i][0], lists[i][1], line + n, sizeof(line) - n);
+	double secs = (double)(uv_hrtime() - r->t0) / 1e9;
+	say(r, "%s: %s%s; %lld active memberships (%.2f s)\n", r->src->name,
+	    r->o.dry_run ? "dry run, nothing written" : "synced", n ? line : "",
+	    json_integer_value(json_object_get(rep, "active")), secs);
+	char active[32];
+	log_info("sync", r->o.dry_run ? "dry run" : "synced", "source", r->src->name, "active",
+	         LOG_NUM(active, "%lld", json_integer_value(json_object_get(rep, "active"))));
+	json_decref(rep);
+	end_source(r);
+	step(r);
+}
+
+static void on_fetched(void *ud, json_t *snap, const struct err *err)
+{
+	struct run *r = ud;
+	if (err) {
+		fail(r, err->msg);
+		json_decref(snap);
+		return;
+	}
+	if (!snap) {
+		say(r, "%s: unchanged since the last sync\n", r->src->name);
+		end_source(r);
+		step(r);
+		return;
+	}
+	char *text = json_dumps(snap, JSON_COMPACT);
+	json_decref(snap);
+	char share[32];
+	snprintf(share, sizeof(share), "%g", r->src->min_share);
+	const char *params[5] = {r->src->name, r->started, text, share,
+	                         r->o.dry_run ? "true" : "false"};
+	struct err qe = {0};
+	if (!text) {
+		fail(r, "out of memory");
+		return;
+	}
+	int rc = db_query(r->db,
+	                  "SELECT cb_sync_apply($1, $2::timestamptz, $3::jsonb, $4::real, "
+	                  "$5::boolean)::text",
+	                  5, params, on_applied, r, &qe);
+	free(text);
+	if (rc != 0)
+		fail(r, qe.msg);
+}
+
+static void on_cursor(PGresult *res, const struct err *err, void *ud)
+{
+	struct run *r = ud;
+	struct err e = {0};
+	if (err) {
+		r->failed++;
+		say(r, "%s: FAILED: %s\n", r->src->name, err->msg);
+		step(r);
+		return;
+	}
+	snprintf(r->started, sizeof(r->started), "%s", PQgetvalue(res, 0, 1));
+	r->cursor = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	if (!json_is_object(r->cursor)) {
+		json_decref(r->cursor);
+		r->cursor = json_object();
+	}
+	r->ops = connector_find(r->src->type);
+	if (!r->ops) {
+		char why[200];
+		snprintf(why, sizeof(why), "sources of type %s are not supported by this build yet",
+		         r->src->type);
+		fail(r, why);
+		return;
+	}
+	if (r->src->token_env) {
+		int rc = secret_get(r->src->token_env, &r->token, &e);
+		if (rc != 0) {
+			char why[600];
+			if (rc > 0)
+				snprintf(why, sizeof(why), "%s is not set (nor %s_FILE)",
+				         r->src->token_env, r->src->token_env);
+			else
+				snprintf(why, sizeof(why), "%s", e.msg);
+			fail(r, why);
+			return;
+		}
+	}
+	r->env = (struct source_env){r->loop, r->http, r->src, r->token, r->cursor, progress, r};
+	r->conn = r->ops->init(&r->env, &e);
+	if (!r->conn) {
+		fail(r, e.msg);
+		return;
+	}
+	char what[300];
+	r->ops->describe(r->conn, what, sizeof(what));
+	log_info("sync", "fetching", "source", r->src->name, "from", what);
+	r->ops->sync(r->conn, on_fetched, r);
+}
+
+static void step(struct run *r)
+{
+	while (r->next < r->cfg->nsources) {
+		const struct source_cfg *s = &r->cfg->sources[r->next++];
+		if (r->o.only && strcmp(r->o.only, s->name) != 0)
+			continue;
+		r->matched++;
+		r->src = s;
+		r->t0 = uv_hrtime();
+		struct err err = {0};
+		const char *params[1] = {s->name};
+		if (db_query(r->db,
+		             "SELECT coalesce((SELECT cursor FROM source_state WHERE source = $1), "
+		             "'{}')::text, now()::text",
+		             1, params, on_cursor, r, &err) != 0) {
+			r->failed++;
+			say(r, "%s: FAILED: %s\n", s->name, err.msg);
+			continue;
+		}
+		return;
+	}
+	int failed = r->o.only && !r->matched ? -1 : r->failed;
+	sync_done_cb done = r->done;
+	void *ud = r->ud;
+	free(r);
+	done(failed, ud);
+}
+
+void sync_sources(uv_loop_t *loop, struct db *db, struct httpc *http, const struct config *cfg,
+                  const struct sync_opts *o, sync_done_cb done, void *ud)
+{
+	struct run *r = calloc(1, sizeof(*r));
+	if (!r) {
+		done(cfg->nsources ? (int)cfg->nsources : 1, ud);
+		return;
+	}
+	*r = (struct run){.loop = loop, .db = db, .http = http, .cfg = cfg, .o = *o,
+	                  .done = done, .ud = ud};
+	step(r);
+}
