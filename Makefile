@@ -9,7 +9,7 @@
 #   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
 
 CC       ?= cc
-PKGS     := libuv libwebsockets libcurl jansson libpq zlib
+PKGS     := libuv libwebsockets libcurl jansson libpq zlib libxml-2.0
 SANITIZE ?=
 
 ifeq ($(strip $(SANITIZE)),)

@@ -28,6 +28,7 @@ GROUP(group_cache);
 GROUP(group_outbox);
 GROUP(group_interact);
 GROUP(group_sources);
+GROUP(group_moodle);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);
