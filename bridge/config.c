@@ -223,6 +223,7 @@ static struct config *build(const char *path, const json_t *root, struct err *er
 		sc->token_env = dup_or(json_object_get(s, "token_env"), NULL);
 		const json_t *ms = json_object_get(s, "min_share");
 		sc->min_share = json_is_number(ms) ? json_number_value(ms) : 0.5;
+		sc->extra = json_deep_copy(s);
 	}
 	return c;
 oom:
@@ -277,6 +278,7 @@ void config_free(struct config *cfg)
 		free(cfg->sources[i].url);
 		free(cfg->sources[i].path);
 		free(cfg->sources[i].token_env);
+		json_decref(cfg->sources[i].extra);
 	}
 	free(cfg->sources);
 	free(cfg->path);

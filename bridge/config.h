@@ -12,6 +12,7 @@ struct source_cfg {
 	char *path;      /* resolved against the config file's directory */
 	char *token_env; /* may be NULL */
 	double min_share; /* a complete roster below this share of the last good one is refused */
+	struct json_t *extra; /* the whole entry, for options of one type (courses, event ...) */
 };
 
 /* The running configuration. Immutable once loaded: a reload builds a new one and swaps. */

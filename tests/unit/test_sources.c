@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "pretix.h"
 #include "roster_file.h"
 
 static json_t *csv(const char *text, struct err *err)
@@ -124,6 +125,106 @@ static void test_roster_json(void **state)
 		if (s || strncmp(err.msg, bad[i][1], strlen(bad[i][1])) != 0)
 			fail_msg("case %zu: got \"%s\"", i, s ? "a snapshot" : err.msg);
 	}
+}
+
+/* --- pretix: real order objects ------------------------------------------------------------ */
+
+static json_t *fixture(const char *name)
+{
+	char path[512];
+	json_error_t je;
+	snprintf(path, sizeof(path), "tests/fixtures/pretix/libpretixsync__%s.json", name);
+	json_t *j = json_load_file(path, 0, &je);
+	if (!j)
+		fail_msg("%s: %s", path, je.text);
+	return j;
+}
+
+/* the memberships of person as "kind:group:status" lines, sorted by the snapshot's order */
+static void memberships_of(json_t *snap, const char *person, char *out, size_t cap)
+{
+	size_t i, n = 0;
+	json_t *m;
+	out[0] = '\0';
+	json_array_foreach(json_object_get(snap, "memberships"), i, m) {
+		if (strcmp(json_string_value(json_object_get(m, "person")), person) != 0)
+			continue;
+		n += (size_t)snprintf(out + n, cap - n, "%s:%s:%s ",
+		                      json_string_value(json_object_get(m, "kind")),
+		                      json_string_value(json_object_get(m, "group")),
+		                      json_string_value(json_object_get(m, "status")));
+	}
+}
+
+static json_t *person(json_t *snap, const char *id)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(snap, "people"), i, p) {
+		if (strcmp(json_string_value(json_object_get(p, "id")), id) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+static void test_pretix_orders(void **state)
+{
+	json_t *items = json_array(), *orders = json_array();
+	json_array_append_new(items, fixture("items_item1"));
+	json_array_append_new(items, fixture("items_item2"));
+	json_array_append_new(items, fixture("items_item3"));
+	static const char *const names[] = {"orders_order1", "orders_order2", "orders_order3",
+	                                    "orders_order4", "orders_order5", "orders_order6",
+	                                    "orders_order7", "orders_order8", "orders_order9",
+	                                    "orders_order10"};
+	for (size_t i = 0; i < 10; i++)
+		json_array_append_new(orders, fixture(names[i]));
+	json_t *s = pretix_snapshot(items, orders, 1);
+	char m[512];
+
+	/* paid, a variation, checked in, the order's email for want of the attendee's */
+	json_t *p = person(s, "VH3D3-1");
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "name")), "Casey Flores");
+	assert_string_equal(json_string_value(json_object_get(p, "email")),
+	                    "holmesconnie@kelly.com");
+	assert_true(json_is_true(json_object_get(json_object_get(p, "extra"), "checked_in")));
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_object_get(p, "extra"), "name_parts"),
+	                        "full_name")),
+	                    "Casey Flores");
+	memberships_of(s, "VH3D3-1", m, sizeof(m));
+	assert_string_equal(m, "item:1:active variation:1/2:active item:2:active "
+	                       "variation:2/3:active ");
+	assert_non_null(person(s, "VH3D3-3"));
+	/* pending (n) and cancelled (c) orders hold nothing active */
+	memberships_of(s, "8JUSR-1", m, sizeof(m));
+	assert_string_equal(m, "item:1:withdrawn item:2:withdrawn ");
+	memberships_of(s, "OCANC-1", m, sizeof(m));
+	assert_string_equal(m, "item:1:withdrawn item:2:withdrawn ");
+	memberships_of(s, "RR3IP-1", m, sizeof(m));
+	assert_string_equal(m, "item:1:active item:2:active ");
+	/* an add-on belongs to the ticket it was bought with, not to a person of its own */
+	memberships_of(s, "ADDO1-1", m, sizeof(m));
+	assert_string_equal(m, "item:1:active item:2:active ");
+	assert_null(person(s, "ADDO1-2"));
+	/* item names come from the multi-language objects */
+	size_t i;
+	json_t *x;
+	int named = 0;
+	json_array_foreach(json_object_get(s, "memberships"), i, x) {
+		if (strcmp(json_string_value(json_object_get(x, "group")), "42") == 0)
+			named = strcmp(json_string_value(json_object_get(x, "group_name")),
+			               "Regular ticket") == 0;
+	}
+	assert_true(named);
+	assert_true(json_is_true(json_object_get(json_object_get(s, "complete"), "memberships")));
+	json_decref(s);
+	s = pretix_snapshot(items, orders, 0);
+	assert_true(json_is_false(json_object_get(json_object_get(s, "complete"), "memberships")));
+	json_decref(s);
+	json_decref(items);
+	json_decref(orders);
 }
 
 /* --- cohortbridge sync ------------------------------------------------------------------- */
@@ -259,6 +360,7 @@ GROUP(group_sources)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roster_csv),
 	    cmocka_unit_test(test_roster_json),
+	    cmocka_unit_test(test_pretix_orders),
 	    cmocka_unit_test(test_sync_roster_file),
 	};
 	return RUN_GROUP(tests);
