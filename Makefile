@@ -5,6 +5,7 @@
 #   make demo       install missing packages, build, run the bridge on an embedded PostgreSQL
 #   make bench      benchmarks of the hot paths, with figures and ratios
 #   make lint       clang-format check, cppcheck, clang-tidy, banned functions
+#   make fuzz       libFuzzer on the readers of outside bytes, FUZZ_SECONDS (60) each
 #   make deps       install what a fresh Debian 12 machine lacks (as root)
 #   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
 
@@ -44,7 +45,7 @@ SIMBIN   := $(BUILD)/discord-sim
 SIM_SRC  := $(wildcard tests/sim/*.c)
 SIM_OBJ  := $(SIM_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test demo lint bench clean check-deps
+.PHONY: all deps test demo lint bench clean check-deps fuzz
 all: $(BIN) $(SIMBIN)
 
 $(BUILD)/gen/embedded.c: bridge/embed.sh $(EMBEDDED)
@@ -74,19 +75,46 @@ $(SIMBIN): $(SIM_OBJ)
 $(BENCHBIN): $(BUILD)/obj/tests/bench/bench.o $(BUILD)/libcohortbridge.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
+# libFuzzer targets for the entry points that read outside bytes (clang; not under SANITIZE,
+# they carry their own sanitizers). `make fuzz` runs each for FUZZ_SECONDS; the suite runs
+# each briefly.
+FUZZ_DIR   := build/fuzz
+FUZZERS    := csv roster_json moodle_xml jtok
+FUZZBINS   := $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS  = -std=c11 -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+              -Ibridge -Iconnectors $(PKG_CFLAGS)
+
+$(FUZZ_DIR)/fuzz_csv $(FUZZ_DIR)/fuzz_roster_json: connectors/roster_file.c
+$(FUZZ_DIR)/fuzz_moodle_xml: connectors/moodle_xml.c
+$(FUZZ_DIR)/fuzz_jtok: bridge/jtok.c
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c bridge/err.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZBINS)
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus-$$f && cp -n tests/fuzz/corpus/$$f/* $(FUZZ_DIR)/corpus-$$f/; \
+	  echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_DIR)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    $(FUZZ_DIR)/corpus-$$f 2>&1 | tail -2 || exit 1; \
+	done
+
 # Packages a fresh Debian 12 machine lacks. `make deps` installs only the missing ones.
 DEB_BUILD := build-essential pkg-config libuv1-dev libwebsockets-dev libwebsockets-evlib-uv \
              libcurl4-openssl-dev libjansson-dev libical-dev libpq-dev libxml2-dev zlib1g-dev \
              libjsmn-dev libutf8proc-dev libcmocka-dev postgresql-15 ca-certificates \
-             python3-discord
+             python3-discord clang libclang-rt-14-dev
 DEB_LINT  := clang-format clang-tidy cppcheck
 
 deps:
 	@sh deploy/install-deps $(DEB_BUILD)
 
 test: deps
-	@$(MAKE) --no-print-directory $(BIN) $(SIMBIN) $(TESTBIN)
-	@COHORTBRIDGE_BIN=$(BIN) DISCORD_SIM_BIN=$(SIMBIN) sh deploy/pg-dev run $(TESTBIN)
+	@$(MAKE) --no-print-directory $(BIN) $(SIMBIN) $(TESTBIN) $(FUZZBINS)
+	@COHORTBRIDGE_BIN=$(BIN) DISCORD_SIM_BIN=$(SIMBIN) COHORTBRIDGE_FUZZ_DIR=$(FUZZ_DIR) \
+	  sh deploy/pg-dev run $(TESTBIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN) $(SIMBIN)

@@ -1,30 +1,33 @@
 #ifndef CB_JTOK_H
 #define CB_JTOK_H
-#define JSMN_HEADER
-#ifndef JSMN_PARENT_LINKS
-#define JSMN_PARENT_LINKS /* a closing bracket finds its opener at once, not by scanning back */
-#endif
 #include <jansson.h>
-#include <jsmn.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* JSON read in place: jsmn's tokens over the bytes, no tree and no allocation per value. The
+/* JSON read in place: tokens over the bytes, no tree and no allocation per value. The
  * gateway's hot path (every dispatch, the member cache) reads messages this way; a consumer
  * that wants a jansson tree of one value asks jtok_json for it.
  *
  * A value is a token index; -1 stands for "absent", and every reader accepts it. */
 
+/* Private to jtok.c. A value knows the token past it, so skipping one costs nothing. */
+struct jtok_tok {
+	uint32_t start, end; /* strings without their quotes */
+	int32_t next;
+	uint32_t kind; /* the type in the low 2 bits, the count of keys or elements above */
+};
+
 struct jtok {
 	const char *js;
 	size_t len;
-	jsmntok_t *tok;
+	struct jtok_tok *tok;
 	int n;
 	unsigned cap;
 };
 
-/* Tokenizes js (borrowed until the next parse). Returns 0, or -1 when it is not JSON. The
- * token array is kept and reused; jtok_free releases it. */
+/* Tokenizes js (borrowed until the next parse). Returns 0, or -1 when it is not JSON (RFC 8259
+ * strictly, UTF-8 included; at most 512 levels of nesting). The token array is kept and reused;
+ * jtok_free releases it. */
 int jtok_parse(struct jtok *j, const char *js, size_t len);
 void jtok_free(struct jtok *j);
 

@@ -2,6 +2,8 @@
  *
  *   log       a formatted logfmt line, and the cost of a disabled level (must be ~free)
  *   jpos      parsing with positions against jansson alone
+ *   jtok      a GUILD_MEMBER_UPDATE dispatch tokenized by jtok, against jsmn and jansson's tree;
+ *             then with the reads the gateway and the cache make of it
  *   db        round-trips queued on the loop against blocking PQexec, same server
  *   httpd     requests served by /healthz to the loop's own HTTP client
  *   firehose  discord-sim streaming pre-built dispatches to one client (target >= 1,000,000/s)
@@ -27,6 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+/* jsmn as jtok had it before its own tokenizer: the baseline of the jtok bench */
+#define JSMN_STATIC
+#define JSMN_STRICT
+#define JSMN_PARENT_LINKS
+#include <jsmn.h>
 
 #include "cache.h"
 #include "db.h"
@@ -91,6 +98,83 @@ static void bench_jpos(void)
 	printf("jpos     %10.1f MB/s with positions  %6.1f MB/s jansson alone     ratio %.2fx\n",
 	       len * reps / pos / 1e6, len * reps / plain / 1e6, pos / plain);
 	free(text);
+}
+
+/* A member update as Discord sends it (546 bytes), read the way the gateway and the cache do. */
+static const char member_update[] =
+    "{\"op\":0,\"s\":48213,\"t\":\"GUILD_MEMBER_UPDATE\",\"d\":{\"guild_id\":"
+    "\"1098765432109876543\",\"roles\":[\"1098765432109876601\",\"1098765432109876602\","
+    "\"1098765432109876617\"],\"user\":{\"id\":\"1123456789012345678\",\"username\":"
+    "\"learner.0042\",\"avatar\":\"a_1b2c3d4e5f60718293a4b5c6d7e8f901\",\"discriminator\":"
+    "\"0\",\"global_name\":\"Learner Forty-Two\",\"public_flags\":64},\"nick\":\"Jos\\u00e9 "
+    "\\u00b7 Cohort 170\",\"avatar\":null,\"joined_at\":\"2024-09-01T12:34:56.789000+00:00\","
+    "\"premium_since\":null,\"deaf\":false,\"mute\":false,\"pending\":false,"
+    "\"communication_disabled_until\":null,\"flags\":2}}";
+
+static uint64_t member_reads(const struct jtok *j)
+{
+	char t[64], name[128], nick[128];
+	uint64_t sum = (uint64_t)jtok_int(j, jtok_get(j, 0, "op"), -1);
+	int d = jtok_get(j, 0, "d");
+	sum += (uint64_t)jtok_int(j, jtok_get(j, 0, "s"), -1);
+	sum += (uint64_t)jtok_str(j, jtok_get(j, 0, "t"), t, sizeof(t));
+	sum += jtok_u64(j, jtok_get(j, d, "guild_id"));
+	int user = jtok_get(j, d, "user");
+	sum += jtok_u64(j, jtok_get(j, user, "id"));
+	sum += (uint64_t)jtok_str(j, jtok_get(j, user, "username"), name, sizeof(name));
+	sum += (uint64_t)jtok_str(j, jtok_get(j, d, "nick"), nick, sizeof(nick));
+	int roles = jtok_get(j, d, "roles");
+	int e = jtok_first(j, roles);
+	for (int k = 0; k < jtok_size(j, roles); k++, e = jtok_skip(j, e))
+		sum += jtok_u64(j, e);
+	return sum;
+}
+
+static volatile uint64_t jtok_sink;
+
+static void bench_jtok(void)
+{
+	size_t len = sizeof(member_update) - 1;
+	const char *name[] = {"jansson json_loadb", "jsmn (strict, parent links)", "jtok_parse",
+	                      "jtok_parse + the reads of a member update"};
+	double best[4] = {1e9, 1e9, 1e9, 1e9};
+	int n = 100000;
+	struct jtok j = {0};
+	static jsmntok_t tok[256];
+	/* the best of several rounds: the machine may be busy with something else */
+	for (int round = 0; round < 7; round++) {
+		for (int b = 0; b < 4; b++) {
+			uint64_t sum = 0;
+			double t0 = now_s();
+			for (int i = 0; i < n; i++) {
+				if (b == 0) {
+					json_t *v = json_loadb(member_update, len, 0, NULL);
+					sum += v != NULL;
+					json_decref(v);
+				} else if (b == 1) {
+					jsmn_parser p;
+					jsmn_init(&p);
+					sum +=
+					    (uint64_t)jsmn_parse(&p, member_update, len, tok, 256);
+				} else {
+					sum += (uint64_t)jtok_parse(&j, member_update, len) +
+					       (uint64_t)j.n;
+					if (b == 3)
+						sum += member_reads(&j);
+				}
+			}
+			double t = (now_s() - t0) / n;
+			jtok_sink += sum;
+			if (t < best[b])
+				best[b] = t;
+		}
+	}
+	jtok_free(&j);
+	for (int b = 0; b < 4; b++)
+		printf("jtok     %8.1f ns/message %8.1f MB/s   %s (%zu bytes)\n", best[b] * 1e9,
+		       len / best[b] / 1e6, name[b], len);
+	printf("jtok     ratio %.2fx jsmn/jtok_parse   %.2fx jansson/jtok_parse\n",
+	       best[1] / best[2], best[0] / best[2]);
 }
 
 struct dbb {
@@ -222,6 +306,8 @@ int main(int argc, char **argv)
 		bench_log();
 	if (want(argc, argv, "jpos"))
 		bench_jpos();
+	if (want(argc, argv, "jtok"))
+		bench_jtok();
 	if (want(argc, argv, "db")) {
 		if (url && *url)
 			bench_db(url);
@@ -712,7 +798,7 @@ static void bench_ingest(const char *sim_bin)
 	http_post(port, "/_sim/gateway/firehose", body);
 	run_until_flag(&in.updates, n, 60);
 	double t = now_s() - t0, ours = (double)in.updates / t;
-	printf("ingest   %10.0f GUILD_MEMBER_UPDATE/s parsed (jsmn) and applied to the cache "
+	printf("ingest   %10.0f GUILD_MEMBER_UPDATE/s parsed (jtok) and applied to the cache "
 	       "(%ld events, %.2f s)\n",
 	       ours, in.updates, t);
 	gw_close(in.gw);

@@ -355,6 +355,30 @@ static void test_sync_roster_file(void **state)
 	assert_int_equal(count(db, "SELECT count(*) FROM memberships WHERE status = 'active'"), 9);
 }
 
+/* The libFuzzer targets (built by make test), a short run each from the seed corpus. */
+static void test_fuzz_short(void **state)
+{
+	const char *fdir = getenv("COHORTBRIDGE_FUZZ_DIR");
+	if (!fdir || !*fdir)
+		skip(); /* make test sets it; make fuzz runs them at length */
+	static const char *const targets[] = {"csv", "roster_json", "moodle_xml", "jtok"};
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		char bin[512], corpus[512], cmd[1400], dir[64];
+		snprintf(bin, sizeof(bin), "%s/fuzz_%s", fdir, targets[i]);
+		/* new inputs go to a scratch copy, never into the tree */
+		snprintf(corpus, sizeof(corpus), "%s", th_tmpdir());
+		snprintf(cmd, sizeof(cmd), "cp tests/fuzz/corpus/%s/* %s/", targets[i], corpus);
+		assert_int_equal(system(cmd), 0);
+		const char *argv[] = {bin, "-runs=30000", "-seed=1", "-max_len=4096", corpus, NULL};
+		pid_t pid = th_spawn_bin(bin, argv, NULL, dir, sizeof(dir));
+		int st = th_wait(pid, 120000);
+		if (st != 0) {
+			char *err = th_read(dir, "stderr");
+			fail_msg("fuzz_%s exited with %d:\n%s", targets[i], st, err);
+		}
+	}
+}
+
 GROUP(group_sources)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +386,7 @@ GROUP(group_sources)
 	    cmocka_unit_test(test_roster_json),
 	    cmocka_unit_test(test_pretix_orders),
 	    cmocka_unit_test(test_sync_roster_file),
+	    cmocka_unit_test(test_fuzz_short),
 	};
 	return RUN_GROUP(tests);
 }
