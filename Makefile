@@ -129,7 +129,8 @@ bench: deps
 lint: deps
 	@sh deploy/install-deps $(DEB_LINT)
 	@$(MAKE) --no-print-directory $(GEN_SRC)
-	sh deploy/lint $(BUILD) $(LIB_SRC) bridge/main.c $(TEST_SRC) tests/bench/bench.c $(SIM_SRC)
+	sh deploy/lint $(BUILD) $(LIB_SRC) bridge/main.c $(TEST_SRC) tests/bench/bench.c $(SIM_SRC) \
+	  $(wildcard tests/fuzz/*.c)
 
 clean:
 	rm -rf build

@@ -8,9 +8,9 @@
 struct source_cfg {
 	char *name;
 	char *type;
-	char *url;       /* NULL for file sources */
-	char *path;      /* resolved against the config file's directory */
-	char *token_env; /* may be NULL */
+	char *url;        /* NULL for file sources */
+	char *path;       /* resolved against the config file's directory */
+	char *token_env;  /* may be NULL */
 	double min_share; /* a complete roster below this share of the last good one is refused */
 	struct json_t *extra; /* the whole entry, for options of one type (courses, event ...) */
 };

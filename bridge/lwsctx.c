@@ -35,8 +35,7 @@ struct lws_context *lwsctx_new(uv_loop_t *loop, struct lws_context_creation_info
 	void *loops[1] = {loop};
 	struct rlimit rl;
 	unsigned fds = LWS_MAX_FDS;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur < fds)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < fds)
 		fds = (unsigned)rl.rlim_cur;
 	info->options |= LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
 	info->foreign_loops = loops;

@@ -51,7 +51,7 @@ struct req {
 	size_t body_len;
 	int flags;
 	unsigned attempts, requeues, failures; /* sends; 429s; 5xx and network errors */
-	struct major_buckets *provisional; /* set while out as a route's first request */
+	struct major_buckets *provisional;     /* set while out as a route's first request */
 	uint64_t not_before;
 	rest_cb cb;
 	void *ud;

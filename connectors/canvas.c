@@ -97,8 +97,8 @@ static void on_page(void *ud, const struct httpc_response *resp, const struct er
 		return;
 	}
 	/* the whole list: keep it for the step */
-	json_t **slot[] = {&c->courses, &c->sections, &c->enrollments, &c->users, &c->assignments,
-	                   &c->submissions};
+	json_t **slot[] = {&c->courses, &c->sections,    &c->enrollments,
+	                   &c->users,   &c->assignments, &c->submissions};
 	if (c->step == S_COURSES) {
 		json_t *ids = json_array();
 		size_t i;
@@ -188,12 +188,14 @@ static void fold_course(struct canvas *c, const char *course)
 		const char *type = json_string_value(json_object_get(o, "type"));
 		if (!uid || !sid || (type && strcmp(type, "StudentEnrollment") != 0))
 			continue;
-		int active = state && (strcmp(state, "active") == 0 || strcmp(state, "invited") == 0);
+		int active =
+		    state && (strcmp(state, "active") == 0 || strcmp(state, "invited") == 0);
 		json_t *name = json_object_get(section_names, sid);
-		json_array_append_new(
-		    members, json_pack("{s:s, s:s, s:s, s:O, s:s, s:s}", "person", uid, "kind",
-		                       "section", "group", sid, "group_name", name ? name : json_null(),
-		                       "status", active ? "active" : "withdrawn", "course", course));
+		json_array_append_new(members,
+		                      json_pack("{s:s, s:s, s:s, s:O, s:s, s:s}", "person", uid,
+		                                "kind", "section", "group", sid, "group_name",
+		                                name ? name : json_null(), "status",
+		                                active ? "active" : "withdrawn", "course", course));
 		if (active)
 			json_object_set_new(student_section, uid, json_string(sid));
 	}
@@ -207,14 +209,12 @@ static void fold_course(struct canvas *c, const char *course)
 			if (json_is_string(json_object_get(o, keys[m])))
 				json_object_set(extra, keys[m], json_object_get(o, keys[m]));
 		json_t *email = json_object_get(o, "email"), *tz = json_object_get(o, "time_zone");
-		json_array_append_new(people, json_pack("{s:s, s:O, s:O, s:O, s:o}", "id", uid,
-		                                        "name",
-		                                        json_object_get(o, "name")
-		                                            ? json_object_get(o, "name")
-		                                            : json_null(),
-		                                        "email", email ? email : json_null(),
-		                                        "time_zone", tz ? tz : json_null(), "extra",
-		                                        extra));
+		json_array_append_new(
+		    people,
+		    json_pack("{s:s, s:O, s:O, s:O, s:o}", "id", uid, "name",
+		              json_object_get(o, "name") ? json_object_get(o, "name") : json_null(),
+		              "email", email ? email : json_null(), "time_zone",
+		              tz ? tz : json_null(), "extra", extra));
 	}
 	json_array_foreach(c->submissions, i, o) {
 		const char *aid = id_str(json_object_get(o, "assignment_id"), b1, sizeof(b1));
@@ -223,10 +223,11 @@ static void fold_course(struct canvas *c, const char *course)
 			continue;
 		json_t *sub_at = json_object_get(o, "submitted_at");
 		json_array_append_new(
-		    subs, json_pack("{s:s, s:s, s:O, s:O, s:b, s:b, s:b}", "assignment", aid, "person",
-		                    uid, "state",
-		                    json_object_get(o, "workflow_state") ? json_object_get(o, "workflow_state")
-		                                                         : json_null(),
+		    subs, json_pack("{s:s, s:s, s:O, s:O, s:b, s:b, s:b}", "assignment", aid,
+		                    "person", uid, "state",
+		                    json_object_get(o, "workflow_state")
+		                        ? json_object_get(o, "workflow_state")
+		                        : json_null(),
 		                    "submitted_at", sub_at ? sub_at : json_null(), "late",
 		                    json_is_true(json_object_get(o, "late")), "missing",
 		                    json_is_true(json_object_get(o, "missing")), "excused",
@@ -245,12 +246,11 @@ static void fold_course(struct canvas *c, const char *course)
 		json_t *base = json_object_get(o, "due_at");
 		if (!json_is_string(base))
 			base = json_null();
-		json_array_append_new(asgs, json_pack("{s:s, s:s, s:O, s:O}", "id", aid, "course",
-		                                      course, "name",
-		                                      json_object_get(o, "name")
-		                                          ? json_object_get(o, "name")
-		                                          : json_null(),
-		                                      "due_at", base));
+		json_array_append_new(
+		    asgs,
+		    json_pack("{s:s, s:s, s:O, s:O}", "id", aid, "course", course, "name",
+		              json_object_get(o, "name") ? json_object_get(o, "name") : json_null(),
+		              "due_at", base));
 		json_t *ovs = json_object_get(o, "overrides");
 		const char *uid;
 		json_object_foreach(student_section, uid, x) {
@@ -264,7 +264,8 @@ static void fold_course(struct canvas *c, const char *course)
 					if (!applies(ov, uid, json_string_value(x)))
 						continue;
 					json_t *d = json_object_get(ov, "due_at");
-					const json_t *date = !d ? base : (json_is_string(d) ? d : json_null());
+					const json_t *date =
+					    !d ? base : (json_is_string(d) ? d : json_null());
 					best = best ? later(best, date) : date;
 				}
 				due = best ? best : base;
@@ -365,7 +366,8 @@ static void *cv_init(const struct source_env *env, struct err *err)
 	while (n && env->cfg->url[n - 1] == '/')
 		n--;
 	int has_api = n >= 7 && strncmp(env->cfg->url + n - 7, "/api/v1", 7) == 0;
-	snprintf(c->base, sizeof(c->base), "%.*s%s", (int)n, env->cfg->url, has_api ? "" : "/api/v1");
+	snprintf(c->base, sizeof(c->base), "%.*s%s", (int)n, env->cfg->url,
+	         has_api ? "" : "/api/v1");
 	const char *since = json_string_value(json_object_get(env->cursor, "submitted_since"));
 	if (since)
 		snprintf(c->since, sizeof(c->since), "%s", since);

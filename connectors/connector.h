@@ -42,7 +42,7 @@ struct connector_ops {
 /* The connector for a config type, or NULL when this build has none. */
 const struct connector_ops *connector_find(const char *type);
 
-extern const struct connector_ops roster_file_connector, canvas_connector,
-    moodle_connector, pretix_connector;
+extern const struct connector_ops roster_file_connector, canvas_connector, moodle_connector,
+    pretix_connector;
 
 #endif

@@ -185,7 +185,8 @@ static void on_response(const struct httpc_response *resp, void *ud)
 			if (httpc_header(resp, "Retry-After", ra, sizeof(ra)))
 				wait = strtod(ra, NULL) * 1000.0;
 			if (wait <= 0)
-				wait = 1000.0 * (double)(1u << (f->throttles < 5 ? f->throttles : 5));
+				wait =
+				    1000.0 * (double)(1u << (f->throttles < 5 ? f->throttles : 5));
 			wait = wait * (1.0 + 0.2 * jitter());
 			char ms[32];
 			log_info("fetch", "the source asks to slow down; waiting", "source",
@@ -223,17 +224,20 @@ static void on_response(const struct httpc_response *resp, void *ud)
 	if (st < 200 || st >= 300) {
 		err.http_status = (int)st;
 		if (st == 401 && httpc_header(resp, "WWW-Authenticate", wa, sizeof(wa)))
-			err_set(&err,
-			        "the token was refused (401): it is wrong or has expired; put a valid "
-			        "one in %s",
-			        f->env->cfg->token_env ? f->env->cfg->token_env : "the source's token_env");
+			err_set(
+			    &err,
+			    "the token was refused (401): it is wrong or has expired; put a valid "
+			    "one in %s",
+			    f->env->cfg->token_env ? f->env->cfg->token_env
+			                           : "the source's token_env");
 		else if (st == 401 || st == 403)
-			err_set(&err, "%s: not allowed (%ld): the token's user lacks a permission", where,
-			        st);
+			err_set(&err, "%s: not allowed (%ld): the token's user lacks a permission",
+			        where, st);
 		else if (st == 404)
 			err_set(&err, "%s: not found (404): is the source's url right?", where);
 		else
-			err_set(&err, "%s: HTTP %ld: %.120s", where, st, resp->body ? resp->body : "");
+			err_set(&err, "%s: HTTP %ld: %.120s", where, st,
+			        resp->body ? resp->body : "");
 		finish(f, NULL, &err);
 		return;
 	}
@@ -248,12 +252,15 @@ static void on_response(const struct httpc_response *resp, void *ud)
 			char head[41];
 			size_t n = 0;
 			for (; n < 40 && n < resp->body_len; n++)
-				head[n] = resp->body[n] >= ' ' && resp->body[n] < 127 ? resp->body[n] : ' ';
+				head[n] = resp->body[n] >= ' ' && resp->body[n] < 127
+				              ? resp->body[n]
+				              : ' ';
 			head[n] = '\0';
-			err_set(&err,
-			        "%s: answered with Content-Type \"%s\", not %s (is the url right? it "
-			        "begins: %s)",
-			        where, ct[0] ? ct : "none", f->expect, head);
+			err_set(
+			    &err,
+			    "%s: answered with Content-Type \"%s\", not %s (is the url right? it "
+			    "begins: %s)",
+			    where, ct[0] ? ct : "none", f->expect, head);
 			finish(f, NULL, &err);
 			return;
 		}
@@ -344,10 +351,11 @@ int fetch_link_next(const struct fetcher *f, const struct httpc_response *resp, 
 			memcpy(buf, p + 1, n);
 			buf[n] = '\0';
 			if (!fetch_same_origin(f, buf))
-				return err_set(err,
-				               "the next page is on another host (%s); not following it "
-				               "with the source's token",
-				               shown(buf, rel, sizeof(rel)));
+				return err_set(
+				    err,
+				    "the next page is on another host (%s); not following it "
+				    "with the source's token",
+				    shown(buf, rel, sizeof(rel)));
 			return 1;
 		}
 		p = e + 1;

@@ -52,7 +52,6 @@ int fetch_link_next(const struct fetcher *f, const struct httpc_response *resp, 
 int fetch_same_origin(const struct fetcher *f, const char *url);
 
 /* resp's body as JSON (a new reference), or NULL with err naming the line and column. */
-json_t *fetch_json(const struct fetcher *f, const struct httpc_response *resp,
-                   struct err *err);
+json_t *fetch_json(const struct fetcher *f, const struct httpc_response *resp, struct err *err);
 
 #endif

@@ -18,8 +18,7 @@
 
 #define PAGE 100
 
-enum step { S_USERS, S_COHORTS, S_COHORT_MEMBERS, S_ASSIGNMENTS, S_FLAGS, S_SUBMISSIONS,
-            S_DONE };
+enum step { S_USERS, S_COHORTS, S_COHORT_MEMBERS, S_ASSIGNMENTS, S_FLAGS, S_SUBMISSIONS, S_DONE };
 
 struct moodle {
 	const struct source_env *env;
@@ -200,8 +199,8 @@ static void assignment_ids(const struct moodle *m, char *out, size_t cap)
 	out[0] = '\0';
 	json_array_foreach(json_object_get(m->assignments, "courses"), i, c) {
 		json_array_foreach(json_object_get(c, "assignments"), k, x) {
-			int w = snprintf(out + n, cap - n, "%sassignmentids[%zu]=%s", n ? "&" : "", a++,
-			                 str_id(json_object_get(x, "id"), b, sizeof(b)));
+			int w = snprintf(out + n, cap - n, "%sassignmentids[%zu]=%s", n ? "&" : "",
+			                 a++, str_id(json_object_get(x, "id"), b, sizeof(b)));
 			if (w < 0 || (size_t)w >= cap - n)
 				return;
 			n += (size_t)w;
@@ -239,7 +238,8 @@ static void fold_course(struct moodle *m, const char *course)
 			const char *keys[] = {"username", "firstname", "lastname", "idnumber"};
 			for (size_t q = 0; q < 4; q++)
 				if (json_is_string(json_object_get(u, keys[q])))
-					json_object_set(extra, keys[q], json_object_get(u, keys[q]));
+					json_object_set(extra, keys[q],
+					                json_object_get(u, keys[q]));
 			json_t *fullname = json_object_get(u, "fullname"),
 			       *email = json_object_get(u, "email");
 			json_array_append_new(
@@ -253,11 +253,12 @@ static void fold_course(struct moodle *m, const char *course)
 		json_array_foreach(json_object_get(u, "groups"), k, x) {
 			json_t *gname = json_object_get(x, "name");
 			json_array_append_new(
-			    members, json_pack("{s:s, s:s, s:s, s:O, s:s, s:s}", "person", uid, "kind",
-			                       "group", "group", str_id(json_object_get(x, "id"), b2,
-			                                                sizeof(b2)),
-			                       "group_name", json_is_string(gname) ? gname : json_null(),
-			                       "status", "active", "course", course));
+			    members,
+			    json_pack("{s:s, s:s, s:s, s:O, s:s, s:s}", "person", uid, "kind",
+			              "group", "group",
+			              str_id(json_object_get(x, "id"), b2, sizeof(b2)),
+			              "group_name", json_is_string(gname) ? gname : json_null(),
+			              "status", "active", "course", course));
 		}
 	}
 	/* extensions: assignment/user -> date */
@@ -286,8 +287,9 @@ static void fold_course(struct moodle *m, const char *course)
 			const char *st = json_string_value(json_object_get(s, "status"));
 			json_object_set_new(state, key, json_string(st ? st : "new"));
 			if (st && strcmp(st, "submitted") == 0)
-				json_object_set_new(submitted, key,
-				                    json_integer(num(json_object_get(s, "timemodified"))));
+				json_object_set_new(
+				    submitted, key,
+				    json_integer(num(json_object_get(s, "timemodified"))));
 		}
 	}
 	json_t *c;
@@ -296,20 +298,22 @@ static void fold_course(struct moodle *m, const char *course)
 			const char *aid = str_id(json_object_get(x, "id"), b1, sizeof(b1));
 			long long due = num(json_object_get(x, "duedate"));
 			json_t *name = json_object_get(x, "name");
-			json_array_append_new(asgs, json_pack("{s:s, s:s, s:O, s:o}", "id", aid, "course",
-			                                      course, "name",
-			                                      json_is_string(name) ? name : json_null(),
-			                                      "due_at", iso(due)));
+			json_array_append_new(
+			    asgs, json_pack("{s:s, s:s, s:O, s:o}", "id", aid, "course", course,
+			                    "name", json_is_string(name) ? name : json_null(),
+			                    "due_at", iso(due)));
 			const char *uid;
 			json_t *unused;
 			json_object_foreach(students, uid, unused) {
 				char key[80];
 				snprintf(key, sizeof(key), "%s/%s", aid, uid);
-				long long mine = due, e = json_integer_value(json_object_get(ext, key));
+				long long mine = due,
+				          e = json_integer_value(json_object_get(ext, key));
 				if (e > 0)
 					mine = e;
-				json_array_append_new(dues, json_pack("{s:s, s:s, s:o}", "assignment", aid,
-				                                      "person", uid, "due_at", iso(mine)));
+				json_array_append_new(dues, json_pack("{s:s, s:s, s:o}",
+				                                      "assignment", aid, "person",
+				                                      uid, "due_at", iso(mine)));
 				json_t *when = json_object_get(submitted, key);
 				const char *st = json_string_value(json_object_get(state, key));
 				if (!when && !st)
@@ -318,10 +322,11 @@ static void fold_course(struct moodle *m, const char *course)
 				int late = when && mine > 0 && t > mine;
 				int missing = !when && mine > 0 && (long long)now > mine;
 				json_array_append_new(
-				    subs, json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b}", "assignment", aid,
-				                    "person", uid, "state", st ? st : "submitted",
-				                    "submitted_at", iso(t), "late", late, "missing", missing,
-				                    "excused", 0));
+				    subs,
+				    json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b}", "assignment",
+				              aid, "person", uid, "state", st ? st : "submitted",
+				              "submitted_at", iso(t), "late", late, "missing",
+				              missing, "excused", 0));
 			}
 		}
 	}
@@ -360,7 +365,9 @@ static void next_step(struct moodle *m)
 			next_step(m);
 			return;
 		}
-		call(m, m->step == S_FLAGS ? "mod_assign_get_user_flags" : "mod_assign_get_submissions",
+		call(m,
+		     m->step == S_FLAGS ? "mod_assign_get_user_flags"
+		                        : "mod_assign_get_submissions",
 		     params);
 		return;
 	case S_COHORTS:
@@ -373,7 +380,8 @@ static void next_step(struct moodle *m)
 		params[0] = '\0';
 		json_array_foreach(m->cohorts, i, x) {
 			int w = snprintf(params + n, sizeof(params) - n, "%scohortids[%zu]=%s",
-			                 n ? "&" : "", i, str_id(json_object_get(x, "id"), b, sizeof(b)));
+			                 n ? "&" : "", i,
+			                 str_id(json_object_get(x, "id"), b, sizeof(b)));
 			if (w < 0 || (size_t)w >= sizeof(params) - n)
 				break;
 			n += (size_t)w;
@@ -411,11 +419,11 @@ static void next_step(struct moodle *m)
 			const char *uid = str_id(u, b2, sizeof(b2));
 			if (!json_object_get(m->seen_people, uid))
 				continue;
-			json_array_append_new(members, json_pack("{s:s, s:s, s:s, s:O, s:s}", "person",
-			                                         uid, "kind", "cohort", "group", cid,
-			                                         "group_name",
-			                                         json_is_string(name) ? name : json_null(),
-			                                         "status", "active"));
+			json_array_append_new(
+			    members, json_pack("{s:s, s:s, s:s, s:O, s:s}", "person", uid, "kind",
+			                       "cohort", "group", cid, "group_name",
+			                       json_is_string(name) ? name : json_null(), "status",
+			                       "active"));
 		}
 	}
 	json_decref(names);
@@ -450,7 +458,8 @@ static void *md_init(const struct source_env *env, struct err *err)
 	while (n && env->cfg->url[n - 1] == '/')
 		n--;
 	const char *ep = "/webservice/rest/server.php";
-	int has_ep = n >= strlen(ep) && strncmp(env->cfg->url + n - strlen(ep), ep, strlen(ep)) == 0;
+	int has_ep =
+	    n >= strlen(ep) && strncmp(env->cfg->url + n - strlen(ep), ep, strlen(ep)) == 0;
 	snprintf(m->url, sizeof(m->url), "%.*s%s", (int)n, env->cfg->url, has_ep ? "" : ep);
 	m->courses = json_array();
 	size_t i;

@@ -75,8 +75,8 @@ static void on_page(void *ud, const struct httpc_response *resp, const struct er
 		if (p->env->progress && p->pages % 10 == 0) {
 			char line[128];
 			long long count = json_integer_value(json_object_get(j, "count"));
-			snprintf(line, sizeof(line), "%zu of %lld %s", json_array_size(*p->into), count,
-			         p->step ? "orders" : "items");
+			snprintf(line, sizeof(line), "%zu of %lld %s", json_array_size(*p->into),
+			         count, p->step ? "orders" : "items");
 			p->env->progress(p->env->progress_ud, line);
 		}
 		struct fetch_req rq = {.url = next, .expect = "json"};
@@ -169,8 +169,8 @@ static void add_memberships(json_t *members, const char *person, const json_t *p
 		snprintf(var, sizeof(var), "%s/%" JSON_INTEGER_FORMAT, item, json_integer_value(v));
 		json_t *vname = json_object_get(var_names, var);
 		json_array_append_new(members,
-		                      json_pack("{s:s, s:s, s:s, s:O, s:s}", "person", person, "kind",
-		                                "variation", "group", var, "group_name",
+		                      json_pack("{s:s, s:s, s:s, s:O, s:s}", "person", person,
+		                                "kind", "variation", "group", var, "group_name",
 		                                vname ? vname : json_null(), "status",
 		                                active ? "active" : "withdrawn"));
 	}
@@ -212,12 +212,15 @@ json_t *pretix_snapshot(const json_t *items, const json_t *orders, int full)
 				int active = paid && !json_is_true(json_object_get(x, "canceled"));
 				char pid[32], person[64];
 				if (addon) {
-					snprintf(pid, sizeof(pid), "%" JSON_INTEGER_FORMAT,
-					         json_integer_value(json_object_get(x, "addon_to")));
-					const char *h = json_string_value(json_object_get(holder, pid));
+					snprintf(
+					    pid, sizeof(pid), "%" JSON_INTEGER_FORMAT,
+					    json_integer_value(json_object_get(x, "addon_to")));
+					const char *h =
+					    json_string_value(json_object_get(holder, pid));
 					if (!h)
 						continue;
-					add_memberships(members, h, x, item_names, var_names, active);
+					add_memberships(members, h, x, item_names, var_names,
+					                active);
 					continue;
 				}
 				snprintf(person, sizeof(person), "%s-%" JSON_INTEGER_FORMAT, code,
@@ -229,17 +232,19 @@ json_t *pretix_snapshot(const json_t *items, const json_t *orders, int full)
 				if (!json_is_string(email) || !*json_string_value(email))
 					email = json_object_get(o, "email");
 				json_t *name = json_object_get(x, "attendee_name");
-				json_t *extra = json_pack("{s:s, s:s, s:b}", "order", code, "order_status",
-				                          status, "checked_in",
-				                          json_array_size(json_object_get(x, "checkins")) > 0);
+				json_t *extra =
+				    json_pack("{s:s, s:s, s:b}", "order", code, "order_status",
+				              status, "checked_in",
+				              json_array_size(json_object_get(x, "checkins")) > 0);
 				if (json_is_object(json_object_get(x, "attendee_name_parts")))
 					json_object_set(extra, "name_parts",
 					                json_object_get(x, "attendee_name_parts"));
 				json_array_append_new(
-				    people, json_pack("{s:s, s:O, s:O, s:n, s:o}", "id", person, "name",
-				                      json_is_string(name) ? name : json_null(), "email",
-				                      json_is_string(email) ? email : json_null(), "time_zone",
-				                      "extra", extra));
+				    people,
+				    json_pack("{s:s, s:O, s:O, s:n, s:o}", "id", person, "name",
+				              json_is_string(name) ? name : json_null(), "email",
+				              json_is_string(email) ? email : json_null(),
+				              "time_zone", "extra", extra));
 				add_memberships(members, person, x, item_names, var_names, active);
 			}
 		}
@@ -286,8 +291,8 @@ static void *px_init(const struct source_env *env, struct err *err)
 	while (n && env->cfg->url[n - 1] == '/')
 		n--;
 	int has_api = n >= 7 && strncmp(env->cfg->url + n - 7, "/api/v1", 7) == 0;
-	snprintf(p->base, sizeof(p->base), "%.*s%s/organizers/%s/events/%s", (int)n,
-	         env->cfg->url, has_api ? "" : "/api/v1", org, ev);
+	snprintf(p->base, sizeof(p->base), "%.*s%s/organizers/%s/events/%s", (int)n, env->cfg->url,
+	         has_api ? "" : "/api/v1", org, ev);
 	const char *since = json_string_value(json_object_get(env->cursor, "modified_since"));
 	if (since)
 		snprintf(p->since, sizeof(p->since), "%s", since);

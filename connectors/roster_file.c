@@ -22,22 +22,34 @@ struct rf {
 
 /* --- columns ------------------------------------------------------------------------------ */
 
-enum col { C_EXTRA, C_ID, C_NAME, C_FIRST, C_LAST, C_EMAIL, C_TZ, C_GROUP, C_CITY, C_PROGRAM,
-           C_COHORT, C_STATUS };
+enum col {
+	C_EXTRA,
+	C_ID,
+	C_NAME,
+	C_FIRST,
+	C_LAST,
+	C_EMAIL,
+	C_TZ,
+	C_GROUP,
+	C_CITY,
+	C_PROGRAM,
+	C_COHORT,
+	C_STATUS
+};
 
 static const struct {
 	const char *name;
 	enum col col;
 } known[] = {
-    {"id", C_ID},           {"external_id", C_ID},     {"student_id", C_ID},
-    {"user_id", C_ID},      {"learner_id", C_ID},      {"name", C_NAME},
-    {"full_name", C_NAME},  {"first_name", C_FIRST},   {"given_name", C_FIRST},
-    {"last_name", C_LAST},  {"family_name", C_LAST},   {"surname", C_LAST},
-    {"email", C_EMAIL},     {"e_mail", C_EMAIL},       {"email_address", C_EMAIL},
-    {"time_zone", C_TZ},    {"timezone", C_TZ},        {"tz", C_TZ},
-    {"group", C_GROUP},     {"group_id", C_GROUP},     {"section", C_GROUP},
-    {"city", C_CITY},       {"program", C_PROGRAM},    {"programme", C_PROGRAM},
-    {"cohort", C_COHORT},   {"status", C_STATUS},
+    {"id", C_ID},          {"external_id", C_ID},   {"student_id", C_ID},
+    {"user_id", C_ID},     {"learner_id", C_ID},    {"name", C_NAME},
+    {"full_name", C_NAME}, {"first_name", C_FIRST}, {"given_name", C_FIRST},
+    {"last_name", C_LAST}, {"family_name", C_LAST}, {"surname", C_LAST},
+    {"email", C_EMAIL},    {"e_mail", C_EMAIL},     {"email_address", C_EMAIL},
+    {"time_zone", C_TZ},   {"timezone", C_TZ},      {"tz", C_TZ},
+    {"group", C_GROUP},    {"group_id", C_GROUP},   {"section", C_GROUP},
+    {"city", C_CITY},      {"program", C_PROGRAM},  {"programme", C_PROGRAM},
+    {"cohort", C_COHORT},  {"status", C_STATUS},
 };
 
 /* "E-Mail Address " -> "e_mail_address" */
@@ -129,7 +141,8 @@ static int add_row(json_t *snap, char **names, char **vals, size_t n, const char
 		for (int i = 0; i < 3; i++) {
 			if (!parts[i] || g >= sizeof(group))
 				continue;
-			int w = snprintf(group + g, sizeof(group) - g, "%s%s", g ? "/" : "", parts[i]);
+			int w =
+			    snprintf(group + g, sizeof(group) - g, "%s%s", g ? "/" : "", parts[i]);
 			g += w > 0 ? (size_t)w : 0;
 		}
 		if (!g)
@@ -156,12 +169,11 @@ static int add_row(json_t *snap, char **names, char **vals, size_t n, const char
 	                           *name ? json_string(name) : json_null(), "email",
 	                           v[C_EMAIL] ? json_string(v[C_EMAIL]) : json_null(), "time_zone",
 	                           v[C_TZ] ? json_string(v[C_TZ]) : json_null(), "extra", extra);
-	json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s}", "person", id, "kind",
-	                      "row", "group", group, "group_name", group, "city",
-	                      v[C_CITY] ? json_string(v[C_CITY]) : json_null(), "program",
-	                      v[C_PROGRAM] ? json_string(v[C_PROGRAM]) : json_null(), "cohort",
-	                      v[C_COHORT] ? json_string(v[C_COHORT]) : json_null(), "status",
-	                      status);
+	json_t *m = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s}", "person", id, "kind", "row", "group", group,
+	    "group_name", group, "city", v[C_CITY] ? json_string(v[C_CITY]) : json_null(),
+	    "program", v[C_PROGRAM] ? json_string(v[C_PROGRAM]) : json_null(), "cohort",
+	    v[C_COHORT] ? json_string(v[C_COHORT]) : json_null(), "status", status);
 	if (!person || !m) {
 		json_decref(person);
 		json_decref(m);
@@ -225,7 +237,8 @@ static int csv_record(const char **pp, const char *end, char sep, struct row *r,
 			for (;;) {
 				if (p >= end) {
 					err_set(err,
-					        "%s:%u: a quoted field is not closed (it starts on this "
+					        "%s:%u: a quoted field is not closed (it starts on "
+					        "this "
 					        "line)",
 					        file, start_line);
 					goto out;
@@ -258,8 +271,8 @@ static int csv_record(const char **pp, const char *end, char sep, struct row *r,
 				buf[blen++] = *p++;
 			}
 			if (p < end && *p != sep && *p != '\n' && *p != '\r') {
-				err_set(err, "%s:%u: text after a quoted field's closing quote", file,
-				        *line);
+				err_set(err, "%s:%u: text after a quoted field's closing quote",
+				        file, *line);
 				goto out;
 			}
 			if (push_field(r, buf ? buf : "", blen) != 0)
@@ -269,7 +282,8 @@ static int csv_record(const char **pp, const char *end, char sep, struct row *r,
 			while (p < end && *p != sep && *p != '\n' && *p != '\r') {
 				if (*p == '"') {
 					err_set(err,
-					        "%s:%u: a quote inside an unquoted field (quote the whole "
+					        "%s:%u: a quote inside an unquoted field (quote "
+					        "the whole "
 					        "field and double the quote)",
 					        file, *line);
 					goto out;
@@ -305,8 +319,7 @@ static int blank(const struct row *r)
 	return r->n == 1 && !*trim(r->f[0]);
 }
 
-int roster_parse_csv(const char *data, size_t len, const char *file, json_t *snap,
-                     struct err *err)
+int roster_parse_csv(const char *data, size_t len, const char *file, json_t *snap, struct err *err)
 {
 	const char *p = data, *end = data + len;
 	if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
@@ -345,8 +358,8 @@ int roster_parse_csv(const char *data, size_t len, const char *file, json_t *sna
 		if (blank(&r))
 			continue;
 		if (r.n != head.n) {
-			rc = err_set(err, "%s:%u: %zu fields where the header has %zu", file, at, r.n,
-			             head.n);
+			rc = err_set(err, "%s:%u: %zu fields where the header has %zu", file, at,
+			             r.n, head.n);
 			break;
 		}
 		char where[300];
@@ -364,8 +377,7 @@ out:
 
 /* --- JSON ----------------------------------------------------------------------------------- */
 
-int roster_parse_json(const char *data, size_t len, const char *file, json_t *snap,
-                      struct err *err)
+int roster_parse_json(const char *data, size_t len, const char *file, json_t *snap, struct err *err)
 {
 	json_error_t je;
 	json_t *root = json_loadb(data, len, 0, &je);
@@ -387,20 +399,23 @@ int roster_parse_json(const char *data, size_t len, const char *file, json_t *sn
 			break;
 		}
 		size_t n = json_object_size(o), k = 0;
-		char **names = calloc(n + 1, sizeof(char *)), **vals = calloc(n + 1, sizeof(char *));
+		char **names = calloc(n + 1, sizeof(char *)),
+		     **vals = calloc(n + 1, sizeof(char *));
 		const char *key;
 		json_t *v;
 		json_object_foreach(o, key, v) {
 			char num[64];
 			const char *s = json_is_string(v) ? json_string_value(v) : NULL;
 			if (json_is_integer(v)) {
-				snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+				snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+				         json_integer_value(v));
 				s = num;
 			} else if (json_is_boolean(v)) {
 				s = json_is_true(v) ? "yes" : "no";
 			}
 			if (!s && !json_is_null(v)) {
-				rc = err_set(err, "%s: \"%s\" must be a string or a number", where, key);
+				rc = err_set(err, "%s: \"%s\" must be a string or a number", where,
+				             key);
 				break;
 			}
 			if (names && vals) {
@@ -448,8 +463,7 @@ json_t *roster_snapshot(const char *data, size_t len, const char *file, struct e
 	while (p < data + len && strchr(" \t\r\n", *p))
 		p++;
 	const char *dot = strrchr(file, '.');
-	int json = dot ? strcmp(dot, ".json") == 0
-	               : (p < data + len && (*p == '[' || *p == '{'));
+	int json = dot ? strcmp(dot, ".json") == 0 : (p < data + len && (*p == '[' || *p == '{'));
 	int rc = json ? roster_parse_json(p, len - (size_t)(p - data), file, snap, err)
 	              : roster_parse_csv(data, len, file, snap, err);
 	if (rc != 0) {
@@ -525,5 +539,5 @@ static void rf_free(void *c)
 	free(r);
 }
 
-const struct connector_ops roster_file_connector = {"roster_file", rf_init, rf_sync,
-                                                    rf_describe, rf_free};
+const struct connector_ops roster_file_connector = {"roster_file", rf_init, rf_sync, rf_describe,
+                                                    rf_free};

@@ -12,8 +12,7 @@
 json_t *roster_snapshot(const char *data, size_t len, const char *file, struct err *err);
 
 /* The two readers, appending to snap's "people" and "memberships" arrays. 0 or -1. */
-int roster_parse_csv(const char *data, size_t len, const char *file, json_t *snap,
-                     struct err *err);
+int roster_parse_csv(const char *data, size_t len, const char *file, json_t *snap, struct err *err);
 int roster_parse_json(const char *data, size_t len, const char *file, json_t *snap,
                       struct err *err);
 

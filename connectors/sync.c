@@ -10,7 +10,7 @@
 const struct connector_ops *connector_find(const char *type)
 {
 	static const struct connector_ops *const all[] = {&roster_file_connector, &canvas_connector,
-	                                                    &moodle_connector, &pretix_connector};
+	                                                  &moodle_connector, &pretix_connector};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (strcmp(all[i]->type, type) == 0)
 			return all[i];
@@ -86,9 +86,8 @@ static void fail(struct run *r, const char *why)
 	struct err err = {0};
 	const char *params[3] = {r->src->name, r->started, why};
 	end_source(r);
-	if (r->o.dry_run ||
-	    db_query(r->db, "SELECT cb_sync_failed($1, $2::timestamptz, $3)", 3, params,
-	             on_recorded, r, &err) != 0)
+	if (r->o.dry_run || db_query(r->db, "SELECT cb_sync_failed($1, $2::timestamptz, $3)", 3,
+	                             params, on_recorded, r, &err) != 0)
 		step(r);
 }
 
@@ -129,9 +128,10 @@ static void on_applied(PGresult *res, const struct err *err, void *ud)
 	json_t *rep = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
 	if (!json_is_true(json_object_get(rep, "ok"))) {
 		char why[600];
-		snprintf(why, sizeof(why), "%s", json_string_value(json_object_get(rep, "error"))
-		                                      ? json_string_value(json_object_get(rep, "error"))
-		                                      : "refused");
+		snprintf(why, sizeof(why), "%s",
+		         json_string_value(json_object_get(rep, "error"))
+		             ? json_string_value(json_object_get(rep, "error"))
+		             : "refused");
 		json_decref(rep);
 		r->failed++;
 		say(r, "%s: FAILED: %s\n", r->src->name, why);
@@ -281,7 +281,7 @@ void sync_sources(uv_loop_t *loop, struct db *db, struct httpc *http, const stru
 		done(cfg->nsources ? (int)cfg->nsources : 1, ud);
 		return;
 	}
-	*r = (struct run){.loop = loop, .db = db, .http = http, .cfg = cfg, .o = *o,
-	                  .done = done, .ud = ud};
+	*r = (struct run){
+	    .loop = loop, .db = db, .http = http, .cfg = cfg, .o = *o, .done = done, .ud = ud};
 	step(r);
 }

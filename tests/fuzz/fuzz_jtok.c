@@ -13,7 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (jtok_parse(&j, (const char *)data, size) != 0)
 		return 0;
 	json_t *ours = jtok_json(&j, 0);
-	json_t *theirs = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	json_t *theirs =
+	    json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 	/* jansson refuses numbers it cannot hold; everything else it must read alike */
 	if (ours && theirs && !json_equal(ours, theirs))
 		__builtin_trap();

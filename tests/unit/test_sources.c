@@ -14,7 +14,8 @@ static json_t *csv(const char *text, struct err *err)
 
 static const char *field(json_t *snap, const char *list, size_t i, const char *key)
 {
-	return json_string_value(json_object_get(json_array_get(json_object_get(snap, list), i), key));
+	return json_string_value(
+	    json_object_get(json_array_get(json_object_get(snap, list), i), key));
 }
 
 static void test_roster_csv(void **state)
@@ -22,26 +23,27 @@ static void test_roster_csv(void **state)
 	struct err err = {0};
 	/* BOM, CRLF, a comma, doubled quotes and a newline inside quotes, a blank line, extra
 	 * columns, first/last names, statuses in other words */
-	json_t *s = csv("\xEF\xBB\xBFStudent ID,First Name,Last Name,E-Mail,City,Program,Cohort,"
-	                "Status,T-Shirt\r\n"
-	                "1001,Ada,\"Lovelace, Countess\",ada@example.org,Berlin,Web,2026-01,Enrolled,M\r\n"
-	                "\r\n"
-	                "1002,\"Grace \"\"Amazing\"\"\",Hopper,,Berlin,Web,2026-01,,\r\n"
-	                "1003,\"Two\nLines\",X,x@example.org,Lisbon,Data,2026-02,Dropped,S\r\n",
-	                &err);
+	json_t *s =
+	    csv("\xEF\xBB\xBFStudent ID,First Name,Last Name,E-Mail,City,Program,Cohort,"
+	        "Status,T-Shirt\r\n"
+	        "1001,Ada,\"Lovelace, Countess\",ada@example.org,Berlin,Web,2026-01,Enrolled,M\r\n"
+	        "\r\n"
+	        "1002,\"Grace \"\"Amazing\"\"\",Hopper,,Berlin,Web,2026-01,,\r\n"
+	        "1003,\"Two\nLines\",X,x@example.org,Lisbon,Data,2026-02,Dropped,S\r\n",
+	        &err);
 	assert_non_null(s);
 	assert_int_equal(json_array_size(json_object_get(s, "people")), 3);
 	assert_string_equal(field(s, "people", 0, "id"), "1001");
 	assert_string_equal(field(s, "people", 0, "name"), "Ada Lovelace, Countess");
 	assert_string_equal(field(s, "people", 0, "email"), "ada@example.org");
-	assert_string_equal(json_string_value(json_object_get(
-	                        json_object_get(json_array_get(json_object_get(s, "people"), 0),
-	                                        "extra"),
-	                        "t_shirt")),
-	                    "M");
+	assert_string_equal(
+	    json_string_value(json_object_get(
+	        json_object_get(json_array_get(json_object_get(s, "people"), 0), "extra"),
+	        "t_shirt")),
+	    "M");
 	assert_string_equal(field(s, "people", 1, "name"), "Grace \"Amazing\" Hopper");
-	assert_true(json_is_null(json_object_get(json_array_get(json_object_get(s, "people"), 1),
-	                                         "email")));
+	assert_true(json_is_null(
+	    json_object_get(json_array_get(json_object_get(s, "people"), 1), "email")));
 	assert_string_equal(field(s, "people", 2, "name"), "Two\nLines X");
 	assert_string_equal(field(s, "memberships", 0, "group"), "Berlin/Web/2026-01");
 	assert_string_equal(field(s, "memberships", 0, "kind"), "row");
@@ -49,8 +51,8 @@ static void test_roster_csv(void **state)
 	assert_string_equal(field(s, "memberships", 1, "status"), "active");
 	assert_string_equal(field(s, "memberships", 2, "status"), "withdrawn");
 	assert_string_equal(field(s, "memberships", 2, "cohort"), "2026-02");
-	assert_non_null(json_string_value(json_object_get(json_object_get(s, "cursor"),
-	                                                  "fingerprint")));
+	assert_non_null(
+	    json_string_value(json_object_get(json_object_get(s, "cursor"), "fingerprint")));
 	json_decref(s);
 
 	/* a spreadsheet in a locale that writes ';'; email as the id, without case; a group */
@@ -173,10 +175,9 @@ static void test_pretix_orders(void **state)
 	json_array_append_new(items, fixture("items_item1"));
 	json_array_append_new(items, fixture("items_item2"));
 	json_array_append_new(items, fixture("items_item3"));
-	static const char *const names[] = {"orders_order1", "orders_order2", "orders_order3",
-	                                    "orders_order4", "orders_order5", "orders_order6",
-	                                    "orders_order7", "orders_order8", "orders_order9",
-	                                    "orders_order10"};
+	static const char *const names[] = {
+	    "orders_order1", "orders_order2", "orders_order3", "orders_order4", "orders_order5",
+	    "orders_order6", "orders_order7", "orders_order8", "orders_order9", "orders_order10"};
 	for (size_t i = 0; i < 10; i++)
 		json_array_append_new(orders, fixture(names[i]));
 	json_t *s = pretix_snapshot(items, orders, 1);
@@ -189,10 +190,10 @@ static void test_pretix_orders(void **state)
 	assert_string_equal(json_string_value(json_object_get(p, "email")),
 	                    "holmesconnie@kelly.com");
 	assert_true(json_is_true(json_object_get(json_object_get(p, "extra"), "checked_in")));
-	assert_string_equal(json_string_value(json_object_get(
-	                        json_object_get(json_object_get(p, "extra"), "name_parts"),
-	                        "full_name")),
-	                    "Casey Flores");
+	assert_string_equal(
+	    json_string_value(json_object_get(
+	        json_object_get(json_object_get(p, "extra"), "name_parts"), "full_name")),
+	    "Casey Flores");
 	memberships_of(s, "VH3D3-1", m, sizeof(m));
 	assert_string_equal(m, "item:1:active variation:1/2:active item:2:active "
 	                       "variation:2/3:active ");
@@ -240,8 +241,8 @@ static void write_text(const char *path, const char *text)
 static int sync_cmd(const char *cfg, const char *db, const char *extra, char **out)
 {
 	char dir[64];
-	const char *argv[] = {"cohortbridge", "--config", cfg, "--log-level", "warn", "sync",
-	                      extra, NULL};
+	const char *argv[] = {"cohortbridge", "--config", cfg,   "--log-level",
+	                      "warn",         "sync",     extra, NULL};
 	char env_db[1100];
 	snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", db);
 	const char *env[] = {env_db, NULL};
@@ -272,8 +273,9 @@ static void test_sync_roster_file(void **state)
 	char text[4096];
 	size_t n = (size_t)snprintf(text, sizeof(text), "id,name,email,cohort\n");
 	for (int i = 1; i <= 10; i++)
-		n += (size_t)snprintf(text + n, sizeof(text) - n, "%d,Learner %d,l%d@example.org,%s\n",
-		                      i, i, i, i <= 5 ? "A" : "B");
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		                      "%d,Learner %d,l%d@example.org,%s\n", i, i, i,
+		                      i <= 5 ? "A" : "B");
 	write_text(roster, text);
 
 	/* a dry run writes nothing, not even its record */
@@ -314,8 +316,8 @@ static void test_sync_roster_file(void **state)
 	/* one leaves, one moves, one is renamed */
 	n = (size_t)snprintf(text, sizeof(text), "id,name,email,cohort\n");
 	for (int i = 1; i <= 9; i++)
-		n += (size_t)snprintf(text + n, sizeof(text) - n, "%d,%s %d,l%d@example.org,%s\n", i,
-		                      i == 2 ? "Renamed" : "Learner", i, i,
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%d,%s %d,l%d@example.org,%s\n",
+		                      i, i == 2 ? "Renamed" : "Learner", i, i,
 		                      i <= 5 && i != 3 ? "A" : "B");
 	write_text(roster, text);
 	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 0);
@@ -382,10 +384,8 @@ static void test_fuzz_short(void **state)
 GROUP(group_sources)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_roster_csv),
-	    cmocka_unit_test(test_roster_json),
-	    cmocka_unit_test(test_pretix_orders),
-	    cmocka_unit_test(test_sync_roster_file),
+	    cmocka_unit_test(test_roster_csv),    cmocka_unit_test(test_roster_json),
+	    cmocka_unit_test(test_pretix_orders), cmocka_unit_test(test_sync_roster_file),
 	    cmocka_unit_test(test_fuzz_short),
 	};
 	return RUN_GROUP(tests);

@@ -1,0 +1,481 @@
+/* Moodle's XML answers into JSON values, read with libxml2's SAX interface: the values are
+ * built as the elements go by, so a large answer never exists twice as a DOM and a JSON tree,
+ * and a DOCTYPE or excess depth stops the parser where it appears. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/SAX2.h>
+#include <libxml/parser.h>
+#include <libxml/xmlerror.h>
+
+#include "moodle_xml.h"
+
+#define MAX_ANSWER (64u * 1024 * 1024)
+#define MAX_DEPTH  64
+#define MAX_ATTRS  16
+
+enum kind {
+	K_RESPONSE,
+	K_MULTIPLE,
+	K_SINGLE,
+	K_KEY,
+	K_VALUE,
+	K_EXCEPTION,
+	K_FIELD, /* ERRORCODE, MESSAGE, DEBUGINFO: text kept in struct parse */
+	K_SKIP,  /* anything else inside EXCEPTION: an error answer either way */
+};
+
+static const char *const kind_name[] = {"RESPONSE", "MULTIPLE",  "SINGLE", "KEY",
+                                        "VALUE",    "EXCEPTION", "",       ""};
+
+enum field { F_ERRORCODE, F_MESSAGE, F_DEBUGINFO, F_CLASS, F_COUNT };
+
+struct frame {
+	enum kind kind;
+	json_t *val; /* MULTIPLE: the array, SINGLE: the object, RESPONSE and KEY: the value */
+	char *key;   /* KEY: its name */
+	bool has;    /* RESPONSE and KEY: the value was seen (it may be null) */
+	bool null;   /* VALUE null="null" */
+	enum field field;
+};
+
+struct parse {
+	xmlParserCtxtPtr ctxt;
+	struct frame stack[MAX_DEPTH];
+	int depth;
+	bool done;      /* the root element closed */
+	bool exception; /* the root is EXCEPTION */
+	json_t *result;
+	char *exc[F_COUNT];
+	char *text; /* the open VALUE's or field's text */
+	size_t len, cap;
+	bool failed;
+	int line;
+	char msg[400];
+};
+
+/* The first problem wins: later ones are usually its echoes. Stops the parser. */
+static void fail_at(struct parse *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_at(struct parse *p, int line, const char *fmt, ...)
+{
+	if (p->failed)
+		return;
+	p->failed = true;
+	p->line = line;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+	va_end(ap);
+	xmlStopParser(p->ctxt);
+}
+
+#define FAIL(p, ...) fail_at((p), xmlSAX2GetLineNumber((p)->ctxt), __VA_ARGS__)
+
+/* libxml2's errors for this document: kept, never printed. */
+static void on_error(void *ud, xmlErrorPtr e)
+{
+	struct parse *p = ((xmlParserCtxtPtr)ud)->_private;
+	if (!e || e->level < XML_ERR_ERROR || p->failed)
+		return;
+	char m[sizeof(p->msg)];
+	snprintf(m, sizeof(m), "%s", e->message ? e->message : "unknown error");
+	size_t n = strlen(m);
+	while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
+		m[--n] = '\0';
+	fail_at(p, e->line, "not well-formed XML: %s", m);
+}
+
+/* What libxml2 reports outside the parser context (encoding, memory) goes to the thread's
+ * generic handler, which prints to stderr: this one stands in for it during a parse. */
+static void quiet(void *ctx, const char *msg, ...)
+{
+}
+
+static void on_doctype(void *ud, const xmlChar *name, const xmlChar *ext, const xmlChar *sys)
+{
+	/* refused before its internal subset is read: no entity is ever declared */
+	FAIL((struct parse *)((xmlParserCtxtPtr)ud)->_private,
+	     "a DOCTYPE is not accepted (Moodle sends none; DTDs could declare entities)");
+}
+
+static bool blank(const xmlChar *s, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			return false;
+	return true;
+}
+
+static void on_text(void *ud, const xmlChar *s, int len)
+{
+	struct parse *p = ((xmlParserCtxtPtr)ud)->_private;
+	if (p->failed || p->depth == 0)
+		return;
+	enum kind k = p->stack[p->depth - 1].kind;
+	if (k == K_VALUE || k == K_FIELD) {
+		if (p->len + (size_t)len + 1 > p->cap) {
+			size_t cap = p->cap ? p->cap : 256;
+			while (cap < p->len + (size_t)len + 1)
+				cap *= 2;
+			char *t = realloc(p->text, cap);
+			if (!t) {
+				FAIL(p, "out of memory");
+				return;
+			}
+			p->text = t;
+			p->cap = cap;
+		}
+		memcpy(p->text + p->len, s, (size_t)len);
+		p->len += (size_t)len;
+		p->text[p->len] = '\0';
+	} else if (k != K_SKIP && k != K_EXCEPTION && !blank(s, len)) {
+		FAIL(p, "text inside %s: only a VALUE holds text", kind_name[k]);
+	}
+}
+
+/* The attribute's value (SAX2 gives start and end), or NULL when absent. Without entity
+ * substitution libxml2 hands every '&' of a value over as "&#38;" (for its tree builder to
+ * decode); nothing else in a value starts with '&', so that is undone here. */
+static char *attr(const xmlChar **attrs, int n, const char *name)
+{
+	for (int i = 0; i < n; i++) {
+		const xmlChar **a = attrs + 5 * i;
+		if (a[1] || strcmp((const char *)a[0], name) != 0)
+			continue;
+		size_t len = (size_t)(a[4] - a[3]), o = 0;
+		char *v = malloc(len + 1);
+		if (!v)
+			return NULL;
+		for (size_t j = 0; j < len; j++) {
+			v[o++] = (char)a[3][j];
+			if (a[3][j] == '&' && j + 5 <= len && memcmp(a[3] + j, "&#38;", 5) == 0)
+				j += 4;
+		}
+		v[o] = '\0';
+		return v;
+	}
+	return NULL;
+}
+
+static enum kind value_kind(const char *name)
+{
+	if (strcmp(name, "MULTIPLE") == 0)
+		return K_MULTIPLE;
+	if (strcmp(name, "SINGLE") == 0)
+		return K_SINGLE;
+	if (strcmp(name, "VALUE") == 0)
+		return K_VALUE;
+	return K_SKIP;
+}
+
+static void on_start(void *ud, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri,
+                     int nns, const xmlChar **ns, int nattrs, int ndefaulted, const xmlChar **attrs)
+{
+	struct parse *p = ((xmlParserCtxtPtr)ud)->_private;
+	const char *name = (const char *)local;
+	if (p->failed)
+		return;
+	if (p->depth == MAX_DEPTH) {
+		FAIL(p, "elements nested deeper than %d levels", MAX_DEPTH);
+		return;
+	}
+	struct frame f = {0};
+	struct frame *up = p->depth ? &p->stack[p->depth - 1] : NULL;
+	if (prefix) {
+		FAIL(p, "unknown element <%s:%s>", (const char *)prefix, name);
+		return;
+	}
+	if (!up) {
+		if (strcmp(name, "RESPONSE") == 0) {
+			f.kind = K_RESPONSE;
+		} else if (strcmp(name, "EXCEPTION") == 0) {
+			f.kind = K_EXCEPTION;
+			p->exception = true;
+			p->exc[F_CLASS] = attr(attrs, nattrs, "class");
+		} else {
+			FAIL(p, "the root element is <%s>, not RESPONSE or EXCEPTION", name);
+			return;
+		}
+	} else if (up->kind == K_EXCEPTION || up->kind == K_FIELD || up->kind == K_SKIP) {
+		f.kind = K_SKIP;
+		if (up->kind == K_EXCEPTION) {
+			static const char *const fields[] = {"ERRORCODE", "MESSAGE", "DEBUGINFO"};
+			for (int i = 0; i < 3; i++)
+				if (strcmp(name, fields[i]) == 0) {
+					f.kind = K_FIELD;
+					f.field = (enum field)i;
+					p->len = 0;
+				}
+		}
+	} else if (up->kind == K_SINGLE) {
+		if (strcmp(name, "KEY") != 0) {
+			FAIL(p, "<%s> inside SINGLE: only KEY belongs there", name);
+			return;
+		}
+		f.kind = K_KEY;
+		f.key = attr(attrs, nattrs, "name");
+		if (!f.key) {
+			FAIL(p, "a KEY without a name");
+			return;
+		}
+		if (json_object_get(up->val, f.key)) {
+			FAIL(p, "KEY \"%s\" twice in one SINGLE", f.key);
+			free(f.key);
+			return;
+		}
+	} else if (up->kind == K_VALUE) {
+		FAIL(p, "<%s> inside VALUE: a VALUE holds only text", name);
+		return;
+	} else {
+		/* RESPONSE, MULTIPLE, KEY: a value */
+		f.kind = value_kind(name);
+		if (f.kind == K_SKIP) {
+			FAIL(p, "unknown element <%s> inside %s", name, kind_name[up->kind]);
+			return;
+		}
+		if (up->kind != K_MULTIPLE && up->has) {
+			FAIL(p, "a second value inside %s", kind_name[up->kind]);
+			return;
+		}
+		up->has = true;
+	}
+
+	if (f.kind == K_MULTIPLE || f.kind == K_SINGLE) {
+		f.val = f.kind == K_MULTIPLE ? json_array() : json_object();
+		if (!f.val) {
+			free(f.key);
+			FAIL(p, "out of memory");
+			return;
+		}
+	} else if (f.kind == K_VALUE) {
+		char *null = attr(attrs, nattrs, "null");
+		f.null = null && strcmp(null, "null") == 0;
+		free(null);
+		p->len = 0;
+	}
+	p->stack[p->depth++] = f;
+}
+
+/* Hands a finished value to the element around it. Takes the reference. */
+static int give(struct parse *p, json_t *v)
+{
+	if (!v) {
+		FAIL(p, "out of memory or text that is not UTF-8");
+		return -1;
+	}
+	struct frame *up = &p->stack[p->depth - 1];
+	if (up->kind == K_MULTIPLE) {
+		if (json_array_append_new(up->val, v) == 0)
+			return 0;
+		FAIL(p, "out of memory");
+		return -1;
+	}
+	up->val = v; /* RESPONSE or KEY */
+	return 0;
+}
+
+static void on_end(void *ud, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri)
+{
+	struct parse *p = ((xmlParserCtxtPtr)ud)->_private;
+	if (p->failed || p->depth == 0)
+		return;
+	struct frame f = p->stack[--p->depth];
+	switch (f.kind) {
+	case K_VALUE:
+		if (f.null && p->len) {
+			FAIL(p, "a VALUE null=\"null\" with text");
+			return;
+		}
+		give(p, f.null ? json_null() : json_stringn(p->text ? p->text : "", p->len));
+		break;
+	case K_MULTIPLE:
+	case K_SINGLE:
+		give(p, f.val);
+		break;
+	case K_KEY: {
+		struct frame *single = &p->stack[p->depth - 1];
+		json_t *v = f.val ? f.val : json_null();
+		if (json_object_set_new(single->val, f.key, v) != 0)
+			FAIL(p, "KEY name \"%s\" is not usable as a JSON key", f.key);
+		free(f.key);
+		break;
+	}
+	case K_FIELD:
+		free(p->exc[f.field]);
+		p->exc[f.field] = strndup(p->text ? p->text : "", p->len);
+		break;
+	case K_RESPONSE:
+		p->result = f.val ? f.val : json_null();
+		p->done = true;
+		break;
+	case K_EXCEPTION:
+		p->done = true;
+		break;
+	case K_SKIP:
+		break;
+	}
+}
+
+static void free_parse(struct parse *p)
+{
+	for (int i = 0; i < p->depth; i++) {
+		json_decref(p->stack[i].val);
+		free(p->stack[i].key);
+	}
+	json_decref(p->result);
+	for (int i = 0; i < F_COUNT; i++)
+		free(p->exc[i]);
+	free(p->text);
+}
+
+static int moodle_error(struct err *err, const char *code, const char *message, const char *cls)
+{
+	return err_set(err, "moodle error %s: %s%s%s%s", code && *code ? code : "(no errorcode)",
+	               message && *message ? message : "(no message)", cls && *cls ? " (" : "",
+	               cls && *cls ? cls : "", cls && *cls ? ")" : "");
+}
+
+static const char *skip_past(const char *p, const char *end, const char *marker)
+{
+	size_t m = strlen(marker);
+	while ((p = memchr(p, marker[0], (size_t)(end - p))) && (size_t)(end - p) >= m) {
+		if (memcmp(p, marker, m) == 0)
+			return p + m;
+		p++;
+	}
+	return end;
+}
+
+/* libxml2 checks each attribute of a tag against all the others before any callback sees
+ * the tag: 80,000 attributes take seconds, 64 MiB of them hours. Moodle writes at most one
+ * per element, so a tag with more than MAX_ATTRS is refused before parsing. Returns its
+ * offset, or -1. Comments, CDATA and processing instructions are skipped, quoted values
+ * too (they may hold '>'). */
+static long crowded_tag(const char *s, size_t len)
+{
+	const char *p = s, *end = s + len;
+	while ((p = memchr(p, '<', (size_t)(end - p)))) {
+		const char *tag = p++;
+		if (end - p >= 3 && memcmp(p, "!--", 3) == 0) {
+			p = skip_past(p + 3, end, "-->");
+			continue;
+		}
+		if (end - p >= 8 && memcmp(p, "![CDATA[", 8) == 0) {
+			p = skip_past(p + 8, end, "]]>");
+			continue;
+		}
+		if (p < end && *p == '?') {
+			p = skip_past(p + 1, end, "?>");
+			continue;
+		}
+		int eq = 0;
+		while (p < end && *p != '>' && *p != '<') {
+			if (*p == '"' || *p == '\'') {
+				const char *q = memchr(p + 1, *p, (size_t)(end - p - 1));
+				p = q ? q + 1 : end;
+				continue;
+			}
+			if (*p == '=' && ++eq > MAX_ATTRS)
+				return tag - s;
+			p++;
+		}
+	}
+	return -1;
+}
+
+static int line_at(const char *s, long off)
+{
+	int line = 1;
+	for (const char *p = s; (p = memchr(p, '\n', (size_t)(s + off - p))); p++)
+		line++;
+	return line;
+}
+
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+
+static void xml_init(void)
+{
+	xmlInitParser();
+}
+
+json_t *moodle_xml_parse(const char *xml, size_t len, struct err *err)
+{
+	if (len == 0) {
+		err_set(err, "moodle answer is empty");
+		return NULL;
+	}
+	if (len > MAX_ANSWER) {
+		err_set(err, "moodle answer is %zu bytes, more than the %u MiB accepted", len,
+		        MAX_ANSWER >> 20);
+		return NULL;
+	}
+	long crowded = crowded_tag(xml, len);
+	if (crowded >= 0) {
+		err_set(err, "moodle answer, line %d: a tag with more than %d attributes",
+		        line_at(xml, crowded), MAX_ATTRS);
+		return NULL;
+	}
+	pthread_once(&xml_once, xml_init);
+
+	struct parse p = {0};
+	p.ctxt = xmlNewParserCtxt();
+	if (!p.ctxt) {
+		err_set(err, "moodle answer: out of memory");
+		return NULL;
+	}
+	/* Only these callbacks: no tree, no entity or DTD handling, errors to on_error. Blanks
+	 * go to on_text like other text, so libxml2 never guesses which are ignorable. */
+	xmlSAXHandler sax = {0};
+	sax.initialized = XML_SAX2_MAGIC;
+	sax.startElementNs = on_start;
+	sax.endElementNs = on_end;
+	sax.characters = on_text;
+	sax.ignorableWhitespace = on_text;
+	sax.cdataBlock = on_text;
+	sax.internalSubset = on_doctype;
+	sax.serror = on_error;
+	*p.ctxt->sax = sax;
+	p.ctxt->_private = &p;
+
+	xmlGenericErrorFunc old_fn = xmlGenericError;
+	void *old_ctx = xmlGenericErrorContext;
+	xmlSetGenericErrorFunc(NULL, quiet);
+	/* No NOENT (entities stay unexpanded), NONET, no DTDLOAD; UTF-8 whatever the
+	 * declaration says. HUGE lifts libxml2's 10 MB limit on one run of text (a long
+	 * description is data); the limits that matter are ours: 64 MiB, 64 levels, no DTD. */
+	xmlDocPtr doc =
+	    xmlCtxtReadMemory(p.ctxt, xml, (int)len, NULL, "UTF-8",
+	                      XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_IGNORE_ENC |
+	                          XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_HUGE);
+	xmlSetGenericErrorFunc(old_ctx, old_fn);
+	int well_formed = p.ctxt->wellFormed;
+	int line = xmlSAX2GetLineNumber(p.ctxt);
+	xmlFreeDoc(doc);
+	xmlFreeParserCtxt(p.ctxt);
+
+	json_t *out = NULL;
+	if (p.failed)
+		err_set(err, "moodle answer, line %d: %s", p.line, p.msg);
+	else if (!well_formed || !p.done)
+		err_set(err, "moodle answer, line %d: not well-formed XML", line);
+	else if (p.exception)
+		moodle_error(err, p.exc[F_ERRORCODE], p.exc[F_MESSAGE], p.exc[F_CLASS]);
+	else
+		out = json_incref(p.result);
+	free_parse(&p);
+	return out;
+}
+
+int moodle_check_exception(const json_t *json_answer, struct err *err)
+{
+	if (!json_is_object(json_answer) || !json_object_get(json_answer, "exception"))
+		return 0;
+	return moodle_error(err, json_string_value(json_object_get(json_answer, "errorcode")),
+	                    json_string_value(json_object_get(json_answer, "message")),
+	                    json_string_value(json_object_get(json_answer, "exception")));
+}
