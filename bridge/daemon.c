@@ -1,5 +1,6 @@
 #include <jansson.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <string.h>
@@ -33,14 +34,54 @@ struct daemon {
 	uint64_t last_tick_ms, lag_ms;
 	int migrated;
 	int stopping;
+	int sources_reading;
+	uint64_t sources_read_ms;
 	int exit_code;
 };
 
-#define TICK_MS 500
+#define TICK_MS         500
+#define SOURCES_READ_MS 10000
 
 static void on_iteration(uv_check_t *h)
 {
 	metrics.loop_iterations++;
+}
+
+static void on_sources_read(PGresult *res, const struct err *err, void *ud)
+{
+	struct daemon *d = ud;
+	d->sources_reading = 0;
+	if (err || !res)
+		return;
+	size_t n = (size_t)PQntuples(res);
+	if (n > sizeof(metrics.sources) / sizeof(metrics.sources[0]))
+		n = sizeof(metrics.sources) / sizeof(metrics.sources[0]);
+	for (size_t i = 0; i < n; i++) {
+		struct metrics_source *m = &metrics.sources[i];
+		/* source names are [a-z0-9_-] (the schema), safe inside a label */
+		snprintf(m->name, sizeof(m->name), "%s", PQgetvalue(res, (int)i, 0));
+		m->failing = PQgetvalue(res, (int)i, 1)[0] == 't';
+		m->last_ok = strtod(PQgetvalue(res, (int)i, 2), NULL);
+		m->ok = strtoull(PQgetvalue(res, (int)i, 3), NULL, 10);
+		m->failed = strtoull(PQgetvalue(res, (int)i, 4), NULL, 10);
+	}
+	metrics.nsources = n;
+}
+
+/* The sources' health for /metrics, from what the syncs recorded (the sync command's too). */
+static void read_sources(struct daemon *d)
+{
+	if (!d->migrated || d->sources_reading || d->stopping)
+		return;
+	d->sources_reading = 1;
+	if (db_query(
+	        d->db,
+	        "SELECT st.source, st.failing, coalesce(extract(epoch FROM st.last_ok_at), 0), "
+	        "(SELECT count(*) FROM source_syncs s WHERE s.source = st.source AND s.ok), "
+	        "(SELECT count(*) FROM source_syncs s WHERE s.source = st.source AND NOT s.ok) "
+	        "FROM source_state st ORDER BY st.source LIMIT 64",
+	        0, NULL, on_sources_read, d, NULL) != 0)
+		d->sources_reading = 0;
 }
 
 /* Measures how late the loop runs timers: a loop blocked by a slow call shows up here. */
@@ -48,6 +89,10 @@ static void on_tick(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
 	uint64_t now = uv_hrtime() / 1000000;
+	if (now - d->sources_read_ms >= SOURCES_READ_MS) {
+		d->sources_read_ms = now;
+		read_sources(d);
+	}
 	if (d->last_tick_ms) {
 		uint64_t late = now - d->last_tick_ms;
 		d->lag_ms = late > TICK_MS ? late - TICK_MS : 0;

@@ -77,6 +77,34 @@ char *metrics_render(uint64_t now_ms)
 	    (unsigned long long)metrics.cache_members, (unsigned long long)metrics.cache_bytes,
 	    (unsigned long long)metrics.outbox_done, (unsigned long long)metrics.outbox_retried,
 	    (unsigned long long)metrics.outbox_parked, (unsigned long long)metrics.outbox_adopted);
+	if (metrics.nsources) {
+		fputs("# HELP cohortbridge_source_syncs_total Syncs of each source by outcome.\n"
+		      "# TYPE cohortbridge_source_syncs_total counter\n",
+		      f);
+		for (size_t i = 0; i < metrics.nsources; i++)
+			fprintf(
+			    f,
+			    "cohortbridge_source_syncs_total{source=\"%s\",outcome=\"ok\"} %llu\n"
+			    "cohortbridge_source_syncs_total{source=\"%s\",outcome=\"failed\"} "
+			    "%llu\n",
+			    metrics.sources[i].name, (unsigned long long)metrics.sources[i].ok,
+			    metrics.sources[i].name, (unsigned long long)metrics.sources[i].failed);
+		fputs("# HELP cohortbridge_source_failing Whether the source's last sync failed.\n"
+		      "# TYPE cohortbridge_source_failing gauge\n",
+		      f);
+		for (size_t i = 0; i < metrics.nsources; i++)
+			fprintf(f, "cohortbridge_source_failing{source=\"%s\"} %d\n",
+			        metrics.sources[i].name, metrics.sources[i].failing);
+		fputs("# HELP cohortbridge_source_last_ok_timestamp_seconds When the source last "
+		      "synced well.\n"
+		      "# TYPE cohortbridge_source_last_ok_timestamp_seconds gauge\n",
+		      f);
+		for (size_t i = 0; i < metrics.nsources; i++)
+			fprintf(
+			    f,
+			    "cohortbridge_source_last_ok_timestamp_seconds{source=\"%s\"} %.0f\n",
+			    metrics.sources[i].name, metrics.sources[i].last_ok);
+	}
 	fclose(f);
 	return buf;
 }

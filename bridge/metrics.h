@@ -20,6 +20,15 @@ struct metrics {
 	uint64_t gateway_dispatches;
 	uint64_t cache_members, cache_bytes;
 	uint64_t outbox_done, outbox_retried, outbox_parked, outbox_adopted;
+	/* the sources as source_state and source_syncs last said (refreshed by the daemon,
+	 * whoever ran the syncs) */
+	struct metrics_source {
+		char name[65];
+		int failing;
+		double last_ok; /* Unix seconds, 0 when never */
+		uint64_t ok, failed;
+	} sources[64];
+	size_t nsources;
 };
 
 extern struct metrics metrics;

@@ -73,7 +73,7 @@ static void on_recorded(PGresult *res, const struct err *err, void *ud)
 {
 	struct run *r = ud;
 	if (err)
-		log_error("sync", "could not record a failed sync", "source", r->src->name, "error",
+		log_error("sync", "could not record the sync", "source", r->src->name, "error",
 		          err->msg);
 	step(r);
 }
@@ -173,7 +173,20 @@ static void on_fetched(void *ud, json_t *snap, const struct err *err)
 	if (!snap) {
 		say(r, "%s: unchanged since the last sync\n", r->src->name);
 		end_source(r);
-		step(r);
+		/* still a good sync: the source is fresh */
+		const char *params[2] = {r->src->name, r->started};
+		struct err qe = {0};
+		if (r->o.dry_run ||
+		    db_query(
+		        r->db,
+		        "WITH s AS (INSERT INTO source_syncs (source, started_at, ok, report) "
+		        "VALUES ($1, $2::timestamptz, true, '{\"ok\": true, \"unchanged\": "
+		        "true}')) "
+		        "INSERT INTO source_state (source, last_ok_at, failing) VALUES ($1, now(), "
+		        "false) ON CONFLICT (source) DO UPDATE SET last_ok_at = now(), failing = "
+		        "false",
+		        2, params, on_recorded, r, &qe) != 0)
+			step(r);
 		return;
 	}
 	char *text = json_dumps(snap, JSON_COMPACT);

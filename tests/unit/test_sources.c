@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "pretix.h"
@@ -355,6 +357,39 @@ static void test_sync_roster_file(void **state)
 	assert_int_equal(sync_cmd(cfg, db, "--source=nope", &out), 2);
 	free(out);
 	assert_int_equal(count(db, "SELECT count(*) FROM memberships WHERE status = 'active'"), 9);
+
+	/* the running bridge shows the sources' state in /metrics, whoever synced them */
+	char simdir[64], dir[64], envdb[1100], envapi[128], dcfg[1024];
+	int simport, port = 0;
+	pid_t sim = th_sim_start(NULL, &simport, simdir, sizeof(simdir));
+	snprintf(dcfg, sizeof(dcfg),
+	         "{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"sources\": [{\"name\": "
+	         "\"roster\", \"type\": \"roster_file\", \"path\": \"%s\"}]}",
+	         roster);
+	const char *dpath = th_write_file(1, "bridge.json", dcfg);
+	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", db);
+	snprintf(envapi, sizeof(envapi), "DISCORD_API_URL=http://127.0.0.1:%d/api/v10", simport);
+	const char *env[] = {envdb, envapi, "DISCORD_TOKEN=sim-token", NULL};
+	const char *argv[] = {"", "--config", dpath, "run", NULL};
+	pid_t pid = th_spawn(argv, env, dir, sizeof(dir));
+	port = th_listen_port(dir, 10000);
+	assert_true(port > 0);
+	char *body = NULL;
+	for (int i = 0; i < 150; i++) {
+		free(body);
+		body = NULL;
+		th_http_get(port, "/metrics", &body);
+		if (body && strstr(body, "cohortbridge_source_failing{source=\"roster\"} 1"))
+			break;
+		usleep(100000);
+	}
+	assert_non_null(strstr(body, "cohortbridge_source_failing{source=\"roster\"} 1\n"));
+	assert_non_null(strstr(
+	    body, "cohortbridge_source_syncs_total{source=\"roster\",outcome=\"failed\"} 3\n"));
+	free(body);
+	kill(pid, SIGTERM);
+	assert_int_equal(th_wait(pid, 10000), 0);
+	th_sim_stop(sim);
 }
 
 /* The libFuzzer targets (built by make test), a short run each from the seed corpus. */
