@@ -4,7 +4,9 @@
  * and otherwise worked out from the overrides as Canvas does: the latest date among the
  * overrides that apply to the student (a section's or the student's own), the base date when
  * none applies; an override without a due_at key inherits the base date, a null one means no
- * date. Submissions after the first full sync come incrementally (submitted_since). */
+ * date. Submissions after the first full sync come incrementally (submitted_since, counted
+ * by Canvas's clock). */
+#define _XOPEN_SOURCE 700 /* strptime */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,7 @@ struct canvas {
 	json_t *sections, *enrollments, *users, *assignments, *submissions;
 	json_t *snap;
 	char since[40], started[40];
+	int server_started; /* started has been set from the first answer's Date */
 };
 
 static void next_step(struct canvas *c);
@@ -76,6 +79,19 @@ static void on_page(void *ud, const struct httpc_response *resp, const struct er
 	json_array_extend(c->page_items, j);
 	json_decref(j);
 	c->pages++;
+	if (!c->server_started) {
+		/* the next incremental fetch counts from Canvas's clock, not ours */
+		char date[64];
+		struct tm tm;
+		memset(&tm, 0, sizeof(tm));
+		if (httpc_header(resp, "Date", date, sizeof(date)) &&
+		    strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
+			time_t t = timegm(&tm) - 300;
+			gmtime_r(&t, &tm);
+			strftime(c->started, sizeof(c->started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		}
+		c->server_started = 1;
+	}
 	char next[2048];
 	int rc = fetch_link_next(c->f, resp, next, sizeof(next), &e);
 	if (rc < 0) {
@@ -372,7 +388,7 @@ static void *cv_init(const struct source_env *env, struct err *err)
 	if (since)
 		snprintf(c->since, sizeof(c->since), "%s", since);
 	/* the next incremental fetch starts a little before this one, so that nothing
-	 * submitted while it ran is missed */
+	 * submitted while it ran is missed (by Canvas's Date header when it sends one) */
 	time_t t = time(NULL) - 300;
 	struct tm tm;
 	gmtime_r(&t, &tm);

@@ -5,13 +5,15 @@
 #include "fetch.h"
 #include "log.h"
 
-#define MAX_BODY      (64u * 1024 * 1024)
+#define MAX_BODY      (16u * 1024 * 1024) /* pages are kilobytes; 16 MiB is a broken answer */
 #define MAX_FAILURES  5  /* network errors, timeouts, 5xx */
 #define MAX_THROTTLES 10 /* waits asked for by the source */
 #define RETRY_BASE_MS 500
 
 struct fetcher {
 	const struct source_env *env;
+	enum fetch_auth auth;
+	long timeout_ms;
 	char **headers; /* NULL-terminated, each "Name: value" */
 	char origin[256];
 	uv_timer_t timer;
@@ -65,6 +67,9 @@ struct fetcher *fetcher_new(const struct source_env *env, enum fetch_auth auth,
 	if (!f)
 		return NULL;
 	f->env = env;
+	f->auth = auth;
+	const json_t *t = json_object_get(env->cfg->extra, "timeout_s");
+	f->timeout_ms = json_is_number(t) ? (long)(json_number_value(t) * 1000.0) : 60000;
 	origin_of(env->cfg->url ? env->cfg->url : "", f->origin, sizeof(f->origin));
 	size_t n = 0;
 	while (extra && extra[n])
@@ -223,7 +228,9 @@ static void on_response(const struct httpc_response *resp, void *ud)
 	}
 	if (st < 200 || st >= 300) {
 		err.http_status = (int)st;
-		if (st == 401 && httpc_header(resp, "WWW-Authenticate", wa, sizeof(wa)))
+		/* Canvas alone answers 401 without WWW-Authenticate for a missing permission */
+		if (st == 401 && (f->auth != FETCH_AUTH_BEARER ||
+		                  httpc_header(resp, "WWW-Authenticate", wa, sizeof(wa))))
 			err_set(
 			    &err,
 			    "the token was refused (401): it is wrong or has expired; put a valid "
@@ -295,7 +302,7 @@ static void send_now(struct fetcher *f)
 	                          .headers = hdrs,
 	                          .body = f->body,
 	                          .body_len = f->body ? strlen(f->body) : 0,
-	                          .timeout_ms = 60000,
+	                          .timeout_ms = f->timeout_ms,
 	                          .max_body = MAX_BODY};
 	struct err err = {0};
 	f->requests++;

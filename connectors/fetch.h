@@ -11,8 +11,8 @@
  *   - retries of network errors, timeouts and 5xx: 0.5 s doubling, with jitter, 5 attempts,
  *   - each source's throttling signal honoured (429 + Retry-After; Canvas's 403 "Rate Limit
  *     Exceeded"), up to 10 waits,
- *   - a size cap (64 MiB) and a content-type check (HTML from a login page is an error, not
- *     data),
+ *   - a timeout per request (the source's timeout_s, 60 s by default), a size cap (16 MiB)
+ *     and a content-type check (HTML from a login page is an error, not data),
  *   - conditional requests (If-None-Match / If-Modified-Since) when asked,
  *   - next pages only on the source's own host, so its token never goes elsewhere.
  * Errors name the source and what to do ("the token was refused (401): ..."). */

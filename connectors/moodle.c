@@ -1,12 +1,13 @@
 /* Moodle web services (REST): for each configured course, its enrolled students (paged with
  * limitfrom, as the function gives no total: a short page ends it) and their groups, the
- * site's cohorts and their members, the course's assignments, each student's extensions, and
- * submissions. XML is Moodle's default format and the one used unless the source says
- * "format": "json"; both read into the same values. Errors come with HTTP 200 in either
- * format and are checked on every answer. Moodle has no late flag: a submission is late when
- * it was last modified after the student's due date (the extension when one is granted), and
- * missing when nothing was submitted by then. Timestamps are Unix seconds, 0 meaning unset.
- * The token travels in the POST body, never in a URL. */
+ * site's cohorts and their members, the course's assignments, each student's dates after
+ * user and group overrides (mod_assign_list_participants), extensions, and submissions. XML is
+ * Moodle's default format and the one used unless the source says "format": "json"; both read into
+ * the same values. Errors come with HTTP 200 in either format and are checked on every answer.
+ * Moodle has no late flag: a submission is late when it was last modified after the student's due
+ * date (after overrides; a later extension replaces it), and missing when nothing was submitted by
+ * then. Timestamps are Unix seconds, 0 meaning unset. The token travels in the POST body, never in
+ * a URL. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,16 @@
 
 #define PAGE 100
 
-enum step { S_USERS, S_COHORTS, S_COHORT_MEMBERS, S_ASSIGNMENTS, S_FLAGS, S_SUBMISSIONS, S_DONE };
+enum step {
+	S_USERS,
+	S_COHORTS,
+	S_COHORT_MEMBERS,
+	S_ASSIGNMENTS,
+	S_FLAGS,
+	S_PARTICIPANTS,
+	S_SUBMISSIONS,
+	S_DONE
+};
 
 struct moodle {
 	const struct source_env *env;
@@ -32,6 +42,9 @@ struct moodle {
 	enum step step;
 	long offset;
 	json_t *users, *cohorts, *cohort_members, *assignments, *flags, *submissions;
+	json_t *asg_ids;   /* the course's assignment ids, for the participants' dates */
+	size_t asg_next;   /* the next of them to ask about */
+	json_t *own_dates; /* "assignment/user" -> due date after overrides (Unix seconds) */
 	json_t *snap, *seen_people;
 };
 
@@ -155,8 +168,26 @@ static void on_answer(void *ud, const struct httpc_response *resp, const struct 
 	case S_FLAGS:
 		json_decref(m->flags);
 		m->flags = j;
-		m->step = S_SUBMISSIONS;
+		m->step = S_PARTICIPANTS;
 		break;
+	case S_PARTICIPANTS: {
+		/* each participant's dates after user and group overrides */
+		const char *aid = json_string_value(json_array_get(m->asg_ids, m->asg_next - 1));
+		size_t i;
+		json_t *x;
+		char b[32];
+		json_array_foreach(j, i, x) {
+			char key[80];
+			snprintf(key, sizeof(key), "%s/%s", aid,
+			         str_id(json_object_get(x, "id"), b, sizeof(b)));
+			json_object_set_new(m->own_dates, key,
+			                    json_integer(num(json_object_get(x, "duedate"))));
+		}
+		json_decref(j);
+		if (m->asg_next >= json_array_size(m->asg_ids))
+			m->step = S_SUBMISSIONS;
+		break;
+	}
 	case S_SUBMISSIONS:
 		json_decref(m->submissions);
 		m->submissions = j;
@@ -307,9 +338,10 @@ static void fold_course(struct moodle *m, const char *course)
 			json_object_foreach(students, uid, unused) {
 				char key[80];
 				snprintf(key, sizeof(key), "%s/%s", aid, uid);
-				long long mine = due,
+				json_t *own = json_object_get(m->own_dates, key);
+				long long mine = own ? json_integer_value(own) : due,
 				          e = json_integer_value(json_object_get(ext, key));
-				if (e > 0)
+				if (e > mine)
 					mine = e;
 				json_array_append_new(dues, json_pack("{s:s, s:s, s:o}",
 				                                      "assignment", aid, "person",
@@ -370,6 +402,31 @@ static void next_step(struct moodle *m)
 		                        : "mod_assign_get_submissions",
 		     params);
 		return;
+	case S_PARTICIPANTS: {
+		if (!m->asg_ids) {
+			size_t i, k;
+			json_t *c, *x;
+			char b[32];
+			m->asg_ids = json_array();
+			m->asg_next = 0;
+			json_array_foreach(json_object_get(m->assignments, "courses"), i, c) {
+				json_array_foreach(json_object_get(c, "assignments"), k, x) {
+					json_array_append_new(
+					    m->asg_ids, json_string(str_id(json_object_get(x, "id"),
+					                                   b, sizeof(b))));
+				}
+			}
+		}
+		if (m->asg_next >= json_array_size(m->asg_ids)) {
+			m->step = S_SUBMISSIONS;
+			next_step(m);
+			return;
+		}
+		snprintf(params, sizeof(params), "assignid=%s&groupid=0&filter=&skip=0&limit=0",
+		         json_string_value(json_array_get(m->asg_ids, m->asg_next++)));
+		call(m, "mod_assign_list_participants", params);
+		return;
+	}
 	case S_COHORTS:
 		call(m, "core_cohort_get_cohorts", "");
 		return;
@@ -397,6 +454,9 @@ static void next_step(struct moodle *m)
 		fold_course(m, course);
 		json_decref(m->users);
 		m->users = json_array();
+		json_decref(m->asg_ids);
+		m->asg_ids = NULL;
+		json_object_clear(m->own_dates);
 		m->offset = 0;
 		m->course++;
 		m->step = m->course < json_array_size(m->courses) ? S_USERS : S_COHORTS;
@@ -479,6 +539,7 @@ static void md_sync(void *p, connector_done done, void *ud)
 	m->snap = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "people", "memberships",
 	                    "assignments", "due_dates", "submissions");
 	m->seen_people = json_object();
+	m->own_dates = json_object();
 	m->users = json_array();
 	m->step = S_USERS;
 	next_step(m);
@@ -505,6 +566,8 @@ static void md_free(void *p)
 	json_decref(m->submissions);
 	json_decref(m->snap);
 	json_decref(m->seen_people);
+	json_decref(m->asg_ids);
+	json_decref(m->own_dates);
 	free(m);
 }
 
