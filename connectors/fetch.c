@@ -6,8 +6,8 @@
 #include "log.h"
 
 #define MAX_BODY      (16u * 1024 * 1024) /* pages are kilobytes; 16 MiB is a broken answer */
-#define MAX_FAILURES  5  /* network errors, timeouts, 5xx */
-#define MAX_THROTTLES 10 /* waits asked for by the source */
+#define MAX_FAILURES  5                   /* network errors, timeouts, 5xx */
+#define MAX_THROTTLES 10                  /* waits asked for by the source */
 #define RETRY_BASE_MS 500
 
 struct fetcher {
@@ -25,6 +25,7 @@ struct fetcher {
 	fetch_cb cb;
 	void *ud;
 	unsigned failures, throttles;
+	uint64_t next_at; /* the source's own budget asks to wait until then (loop ms) */
 };
 
 static double jitter(void)
@@ -189,9 +190,10 @@ static void on_response(const struct httpc_response *resp, void *ud)
 			double wait = 0;
 			if (httpc_header(resp, "Retry-After", ra, sizeof(ra)))
 				wait = strtod(ra, NULL) * 1000.0;
+			/* without a Retry-After (Canvas), a second more each time: its bucket
+			 * refills steadily */
 			if (wait <= 0)
-				wait =
-				    1000.0 * (double)(1u << (f->throttles < 5 ? f->throttles : 5));
+				wait = 1000.0 * (double)(f->throttles < 10 ? f->throttles : 10);
 			wait = wait * (1.0 + 0.2 * jitter());
 			char ms[32];
 			log_info("fetch", "the source asks to slow down; waiting", "source",
@@ -221,6 +223,14 @@ static void on_response(const struct httpc_response *resp, void *ud)
 		err.http_status = (int)st;
 		finish(f, NULL, &err);
 		return;
+	}
+	/* Canvas says how much of its budget is left: slow down before it refuses */
+	char rem[32];
+	if (httpc_header(resp, "X-Rate-Limit-Remaining", rem, sizeof(rem))) {
+		double left = strtod(rem, NULL);
+		/* about one request's worth of refill at Canvas's usual 10 units a second */
+		uint64_t pause = left < 100 ? 150 : 0;
+		f->next_at = pause ? uv_now(f->env->loop) + pause : 0;
 	}
 	if (st == 304 && (f->etag || f->modified)) {
 		finish(f, resp, NULL);
@@ -332,7 +342,11 @@ int fetch(struct fetcher *f, const struct fetch_req *rq, fetch_cb cb, void *ud)
 		clear_request(f);
 		return -1;
 	}
-	send_now(f);
+	uint64_t now = uv_now(f->env->loop);
+	if (f->next_at > now)
+		again(f, f->next_at - now);
+	else
+		send_now(f);
 	return 0;
 }
 

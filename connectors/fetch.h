@@ -10,7 +10,8 @@
  *   - the source's credentials (a header, or for Moodle a parameter the connector adds),
  *   - retries of network errors, timeouts and 5xx: 0.5 s doubling, with jitter, 5 attempts,
  *   - each source's throttling signal honoured (429 + Retry-After; Canvas's 403 "Rate Limit
- *     Exceeded"), up to 10 waits,
+ *     Exceeded"), up to 10 waits, and Canvas's X-Rate-Limit-Remaining watched so that its
+ *     budget is rarely used up,
  *   - a timeout per request (the source's timeout_s, 60 s by default), a size cap (16 MiB)
  *     and a content-type check (HTML from a login page is an error, not data),
  *   - conditional requests (If-None-Match / If-Modified-Since) when asked,

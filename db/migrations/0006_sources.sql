@@ -201,10 +201,12 @@ BEGIN
               INTO n_ins, n_upd FROM up;
             n := 0;
             IF coalesce((complete->>'memberships')::boolean, true) THEN
+                -- NOT IN over a subquery is a hashed lookup, whatever the (often stale)
+                -- estimates of the table say; the columns are never null
                 UPDATE memberships m SET status = 'withdrawn', updated_at = now()
                  WHERE m.source = p_source AND m.status = 'active'
-                   AND NOT EXISTS (SELECT 1 FROM cb_sync_m x WHERE x.person = m.person
-                                      AND x.kind = m.kind AND x.group_id = m.group_id);
+                   AND (m.person, m.kind, m.group_id) NOT IN
+                       (SELECT person, kind, group_id FROM cb_sync_m);
                 GET DIAGNOSTICS n = ROW_COUNT;
             END IF;
             rep := rep || jsonb_build_object('memberships', jsonb_build_object(
@@ -231,9 +233,9 @@ BEGIN
               INTO n_ins, n_upd FROM up;
             n := 0;
             IF coalesce((complete->>'assignments')::boolean, true) THEN
-                DELETE FROM assignments a WHERE a.source = p_source AND NOT EXISTS (
-                    SELECT 1 FROM jsonb_array_elements(s->'assignments') e
-                     WHERE e->>'id' = a.external_id);
+                DELETE FROM assignments a WHERE a.source = p_source AND a.external_id NOT IN (
+                    SELECT e->>'id' FROM jsonb_array_elements(s->'assignments') e
+                     WHERE e->>'id' IS NOT NULL);
                 GET DIAGNOSTICS n = ROW_COUNT;
             END IF;
             rep := rep || jsonb_build_object('assignments', jsonb_build_object(
@@ -261,9 +263,11 @@ BEGIN
               INTO n_ins, n_upd FROM up;
             n := 0;
             IF coalesce((complete->>'due_dates')::boolean, true) THEN
-                DELETE FROM due_dates d WHERE d.source = p_source AND NOT EXISTS (
-                    SELECT 1 FROM jsonb_array_elements(s->'due_dates') e
-                     WHERE e->>'assignment' = d.assignment AND e->>'person' = d.person);
+                DELETE FROM due_dates d WHERE d.source = p_source
+                   AND (d.assignment, d.person) NOT IN (
+                       SELECT e->>'assignment', e->>'person'
+                         FROM jsonb_array_elements(s->'due_dates') e
+                        WHERE e->>'assignment' IS NOT NULL AND e->>'person' IS NOT NULL);
                 GET DIAGNOSTICS n = ROW_COUNT;
             END IF;
             rep := rep || jsonb_build_object('due_dates', jsonb_build_object(

@@ -14,6 +14,9 @@
  *             same world and firehose, with ratios
  *   bulk      10,000 role assignments through the REST client under the `fast` preset: wall
  *             time against the floor the preset's limits allow (goal <= 1.05x), and 429s
+ *   sources   `cohortbridge sync` of a 5,000-learner Canvas roster (paginated, throttled as
+ *             Canvas does) and a pretix event with 5,000 orders, from discord-sim's fakes into
+ *             a fresh database: first sync, then a second one (nothing changed)
  */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
@@ -283,6 +286,7 @@ static void bench_firehose(const char *sim_bin);
 static void bench_chunking(const char *sim_bin);
 static void bench_ingest(const char *sim_bin);
 static void bench_bulk(const char *sim_bin);
+static void bench_sources(const char *sim_bin);
 
 /* Arguments name the benchmarks to run; none runs them all. */
 static int want(int argc, char **argv, const char *name)
@@ -328,6 +332,8 @@ int main(int argc, char **argv)
 		bench_ingest(sim);
 	if (want(argc, argv, "bulk"))
 		bench_bulk(sim);
+	if (want(argc, argv, "sources"))
+		bench_sources(sim);
 	return 0;
 }
 
@@ -1030,4 +1036,127 @@ out:
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
+}
+
+/* --- sources: sync from the fakes ------------------------------------------------------------ */
+
+/* Runs `cohortbridge --config cfg sync --source name` with DATABASE_URL=db; returns seconds, or
+ * -1. The last line of its output goes to line. */
+static double run_sync(const char *bin, const char *cfg, const char *db, const char *name,
+                       char *line, size_t cap)
+{
+	int pipefd[2];
+	if (pipe(pipefd) != 0)
+		return -1;
+	double t0 = now_s();
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		setenv("DATABASE_URL", db, 1);
+		setenv("SRC_TOKEN", "source-token", 1);
+		execl(bin, bin, "--config", cfg, "--log-level", "error", "sync", "--source", name,
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	char buf[8192];
+	size_t got = 0;
+	ssize_t n;
+	while (got + 1 < sizeof(buf) && (n = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(pipefd[0]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	double t = now_s() - t0;
+	/* the summary line: the last one that starts with the source's name */
+	line[0] = '\0';
+	char *save = NULL;
+	for (char *p = strtok_r(buf, "\n", &save); p; p = strtok_r(NULL, "\n", &save))
+		if (strncmp(p, name, strlen(name)) == 0 && strstr(p, ": synced"))
+			snprintf(line, cap, "%s", p);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? t : -1;
+}
+
+static long source_requests(int port, const char *source)
+{
+	char *buf = malloc(1 << 20);
+	if (!buf)
+		return -1;
+	http_get(port, "/_sim/sources/requests", buf, 1 << 20);
+	char *body = strstr(buf, "\r\n\r\n");
+	json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+	long n = (long)json_integer_value(json_object_get(json_object_get(j, "counts"), source));
+	json_decref(j);
+	free(buf);
+	return n;
+}
+
+static void bench_sources(const char *sim_bin)
+{
+	const char *bin = getenv("COHORTBRIDGE_BIN"), *url = getenv("DATABASE_URL");
+	if (!bin || !*bin || !url || !*url) {
+		printf("sources  skipped: needs COHORTBRIDGE_BIN and DATABASE_URL\n");
+		return;
+	}
+	/* a database of its own */
+	char dbname[64], conn[1200];
+	snprintf(dbname, sizeof(dbname), "cbbench_sources_%d", (int)getpid());
+	PGconn *pg = PQconnectdb(url);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+	PQclear(PQexec(pg, sql));
+	const char *q = strchr(url, '?');
+	if (strncmp(url, "postgres", 8) == 0 && q) {
+		/* postgresql://user@/postgres?host=... -> the same with our database */
+		const char *slash = q;
+		while (slash > url && *slash != '/')
+			slash--;
+		snprintf(conn, sizeof(conn), "%.*s/%s%s", (int)(slash - url), url, dbname, q);
+	} else {
+		snprintf(conn, sizeof(conn), "%s dbname=%s", url, dbname);
+	}
+	int port;
+	const char *extra[] = {"--learners", "5000", "--seed", "11", NULL};
+	pid_t sim = spawn_sim(sim_bin, extra, &port);
+	char dir[] = "/tmp/cbbench.XXXXXX", cfg[64];
+	if (!mkdtemp(dir))
+		goto out;
+	snprintf(cfg, sizeof(cfg), "%s/config.json", dir);
+	FILE *f = fopen(cfg, "w");
+	if (!f)
+		goto out;
+	fprintf(f,
+	        "{\"sources\": [{\"name\": \"canvas\", \"type\": \"canvas\", \"url\": "
+	        "\"http://127.0.0.1:%d/canvas\", \"token_env\": \"SRC_TOKEN\"}, {\"name\": "
+	        "\"pretix\", \"type\": \"pretix\", \"url\": \"http://127.0.0.1:%d/pretix\", "
+	        "\"organizer\": \"campus\", \"event\": \"conf2026\", \"token_env\": "
+	        "\"SRC_TOKEN\"}]}",
+	        port, port);
+	fclose(f);
+	static const char *const names[] = {"canvas", "pretix"};
+	for (size_t i = 0; i < 2; i++) {
+		char line1[1024], line2[1024];
+		long r0 = source_requests(port, names[i]);
+		double t1 = run_sync(bin, cfg, conn, names[i], line1, sizeof(line1));
+		long r1 = source_requests(port, names[i]);
+		double t2 = run_sync(bin, cfg, conn, names[i], line2, sizeof(line2));
+		long r2 = source_requests(port, names[i]);
+		if (t1 < 0 || t2 < 0) {
+			printf("sources  %s: a sync failed\n", names[i]);
+			continue;
+		}
+		printf("sources  %-6s 5000 learners: first sync %.2f s (%ld requests, %.0f "
+		       "learners/s), again %.2f s (%ld requests)\n         %s\n",
+		       names[i], t1, r1 - r0, 5000.0 / t1, t2, r2 - r1, line1);
+	}
+	unlink(cfg);
+	rmdir(dir);
+out:
+	kill(sim, SIGTERM);
+	waitpid(sim, NULL, 0);
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", dbname);
+	PQclear(PQexec(pg, sql));
+	PQfinish(pg);
 }

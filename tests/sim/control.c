@@ -354,6 +354,7 @@ static void reset(struct http_resp *rs)
 		bad(rs, 500, err);
 		return;
 	}
+	src_reset();
 	ok(rs, 204, NULL);
 }
 
@@ -451,6 +452,22 @@ void control_handle(struct http_req *rq, struct http_resp *rs)
 		faults(rq, rs);
 	else if (is(rq, "POST", "/_sim/reset"))
 		reset(rs);
+	/* the fake sources (sources.c) */
+	else if (is(rq, "GET", "/_sim/sources"))
+		src_ctl_dump(rs);
+	else if (is(rq, "POST", "/_sim/sources/faults") || is(rq, "DELETE", "/_sim/sources/faults"))
+		src_ctl_faults(rq, rs);
+	else if (is(rq, "POST", "/_sim/sources/learners"))
+		src_ctl_learners(rq, rs);
+	else if (is(rq, "POST", "/_sim/sources/mutate"))
+		src_ctl_mutate(rq, rs);
+	else if (is(rq, "GET", "/_sim/sources/requests") ||
+	         is(rq, "DELETE", "/_sim/sources/requests"))
+		src_ctl_requests(rq, rs);
+	else if (is(rq, "GET", "/_sim/sources/canvas/messages"))
+		src_ctl_messages("canvas", rs);
+	else if (is(rq, "GET", "/_sim/sources/moodle/messages"))
+		src_ctl_messages("moodle", rs);
 	else
 		bad(rs, 404, "unknown control endpoint; see tests/sim/README.md");
 }

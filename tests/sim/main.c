@@ -13,10 +13,13 @@ struct sim sim;
 static const char usage[] =
     "usage: discord-sim --listen 127.0.0.1:PORT [--token TOKEN] [--world FILE] [--record FILE]\n"
     "                   [--ratelimits discord|fast|off] [--seed N] [--heartbeat-ms N]\n"
+    "                   [--learners N] [--sources-file FILE] [--source-token TOKEN]\n"
     "\n"
     "A local Discord (API v10): REST under /api/v10, the gateway (WebSocket, zlib-stream),\n"
-    "and a control API under /_sim for tests. Port 0 picks a free port. The first line on\n"
-    "stdout is always `listening on 127.0.0.1:PORT`. See tests/sim/README.md.\n"
+    "and a control API under /_sim for tests; and on the same port fake Canvas (/canvas),\n"
+    "Moodle (/moodle) and pretix (/pretix) sharing one campus of learners. Port 0 picks a\n"
+    "free port. The first line on stdout is always `listening on 127.0.0.1:PORT`. See\n"
+    "tests/sim/README.md.\n"
     "\n"
     "  --listen ADDR:PORT   where to listen (loopback only)\n"
     "  --token TOKEN        the bot token clients must present (default: sim-token)\n"
@@ -25,7 +28,11 @@ static const char usage[] =
     "  --ratelimits PRESET  discord (as documented and observed), fast (same shape, quicker\n"
     "                       windows), off. Default: discord\n"
     "  --seed N             deterministic ids and timestamps\n"
-    "  --heartbeat-ms N     heartbeat interval sent in HELLO (default 41250)\n";
+    "  --heartbeat-ms N     heartbeat interval sent in HELLO (default 41250)\n"
+    "  --learners N         learners on the fake sources' campus (default 40)\n"
+    "  --sources-file FILE  the fake sources' campus from a file (the shape GET /_sim/sources\n"
+    "                       prints) instead of a generated one\n"
+    "  --source-token TOKEN the token the fake sources want (default: source-token)\n";
 
 /* Per connection. HTTP requests use the fields here; WebSocket connections keep their gateway
  * state behind gw (allocated by gateway.c). */
@@ -34,7 +41,7 @@ struct conn {
 	void *gw;
 	/* HTTP request */
 	char method[8];
-	char *path, *query, *auth, *audit, *agent;
+	char *path, *query, *auth, *audit, *agent, *accept, *ctype, *host;
 	char *body;
 	size_t body_len, body_cap;
 	int too_big;
@@ -78,10 +85,15 @@ static void conn_reset(struct conn *c)
 	free(c->auth);
 	free(c->audit);
 	free(c->agent);
+	free(c->accept);
+	free(c->ctype);
+	free(c->host);
 	free(c->body);
 	free(c->out);
 	json_decref(c->resp.body);
 	free(c->resp.text);
+	if (c->resp.on_done)
+		c->resp.on_done(c->resp.done_arg);
 	void *gw = c->gw;
 	int is_ws = c->is_ws;
 	memset(c, 0, sizeof(*c));
@@ -143,11 +155,16 @@ static int handle(struct lws *wsi, struct conn *c)
 	rq.audit_reason = c->audit;
 	rq.raw_body = c->body;
 	rq.raw_len = c->body_len;
+	rq.accept = c->accept;
+	rq.content_type = c->ctype;
+	rq.host = c->host;
 	c->resp.status = 200;
+	/* the fake sources parse their own bodies (forms, mostly) */
+	int source = src_route(c->path);
 	if (c->too_big) {
 		c->resp.status = 413;
 		c->resp.body = discord_error(40005, "Request entity too large");
-	} else if (c->body_len) {
+	} else if (c->body_len && !source) {
 		rq.body = json_loadb(c->body, c->body_len, JSON_DECODE_ANY, &je);
 		if (!rq.body) {
 			c->resp.status = 400;
@@ -156,7 +173,9 @@ static int handle(struct lws *wsi, struct conn *c)
 		}
 	}
 	if (c->resp.status == 200) {
-		if (strncmp(c->path, "/_sim/", 6) == 0)
+		if (source)
+			src_handle(&rq, &c->resp);
+		else if (strncmp(c->path, "/_sim/", 6) == 0)
 			control_handle(&rq, &c->resp);
 		else if (strncmp(c->path, "/api/v10/", 9) == 0 || strcmp(c->path, "/api/v10") == 0)
 			rest_handle(&rq, &c->resp);
@@ -170,7 +189,9 @@ static int handle(struct lws *wsi, struct conn *c)
 			    json_pack("{s:s, s:i}", "message", "404: Not Found", "code", 0);
 		}
 	}
-	if (strncmp(c->path, "/_sim/", 6) != 0) {
+	/* the fake sources keep their own log (GET /_sim/sources/requests); Moodle's token is in
+	 * its query */
+	if (!source && strncmp(c->path, "/_sim/", 6) != 0) {
 		json_t *rec = json_pack("{s:s, s:s, s:s, s:O?, s:i, s:O?}", "kind", "rest",
 		                        "method", c->method, "path", c->path, "query", json_null(),
 		                        "status", c->resp.status, "body", rq.body);
@@ -193,9 +214,10 @@ static int handle(struct lws *wsi, struct conn *c)
 		c->out = json_dumps(c->resp.body, JSON_COMPACT);
 		c->out_len = c->out ? strlen(c->out) : 0;
 	}
-	if (sim.latency_ms) {
+	unsigned delay = source ? c->resp.delay_ms : sim.latency_ms;
+	if (delay) {
 		c->delayed = 1;
-		lws_set_timer_usecs(wsi, (lws_usec_t)sim.latency_ms * 1000);
+		lws_set_timer_usecs(wsi, (lws_usec_t)delay * 1000);
 		return 0;
 	}
 	/* Answer at once, from this callback: lws 4.1 on a libuv loop can miss the writable
@@ -206,7 +228,7 @@ static int handle(struct lws *wsi, struct conn *c)
 
 static int start_response(struct lws *wsi, struct conn *c)
 {
-	uint8_t buf[LWS_PRE + 4096], *start = &buf[LWS_PRE], *p = start,
+	uint8_t buf[LWS_PRE + 8192], *start = &buf[LWS_PRE], *p = start,
 	                             *end = &buf[sizeof(buf) - 1];
 	/* an empty answer (204) has no content type, as on Discord: clients parse JSON by it */
 	const char *ctype = c->resp.ctype ? c->resp.ctype : c->out_len ? "application/json" : NULL;
@@ -294,6 +316,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		c->query = query_string(wsi);
 		c->auth = hdr(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
 		c->agent = hdr(wsi, WSI_TOKEN_HTTP_USER_AGENT);
+		c->accept = hdr(wsi, WSI_TOKEN_HTTP_ACCEPT);
+		c->ctype = hdr(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+		c->host = hdr(wsi, WSI_TOKEN_HOST);
 		int al = lws_hdr_custom_length(wsi, "x-audit-log-reason:", 19);
 		if (al > 0) {
 			c->audit = malloc((size_t)al + 1);
@@ -396,6 +421,8 @@ int main(int argc, char **argv)
 	sim.opts.seed = -1;
 	sim.opts.heartbeat_ms = 41250;
 	sim.opts.ratelimits = RL_DISCORD;
+	sim.opts.learners = 40;
+	sim.opts.source_token = "source-token";
 	const char *listen = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -421,6 +448,18 @@ int main(int argc, char **argv)
 			sim.opts.seed = strtol(v, NULL, 10);
 		else if (strcmp(a, "--heartbeat-ms") == 0)
 			sim.opts.heartbeat_ms = (int)strtol(v, NULL, 10);
+		else if (strcmp(a, "--learners") == 0) {
+			char *end;
+			long n = strtol(v, &end, 10);
+			if (*end || n < 0 || n > 100000) {
+				fprintf(stderr, "discord-sim: --learners is 0 to 100000\n");
+				return 2;
+			}
+			sim.opts.learners = (int)n;
+		} else if (strcmp(a, "--sources-file") == 0)
+			sim.opts.sources_file = v;
+		else if (strcmp(a, "--source-token") == 0)
+			sim.opts.source_token = v;
 		else if (strcmp(a, "--ratelimits") == 0) {
 			if (strcmp(v, "discord") == 0)
 				sim.opts.ratelimits = RL_DISCORD;
@@ -464,6 +503,10 @@ int main(int argc, char **argv)
 
 	char err[1024];
 	if (world_load(sim.opts.world_file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "discord-sim: %s\n", err);
+		return 1;
+	}
+	if (src_init(err, sizeof(err)) != 0) {
 		fprintf(stderr, "discord-sim: %s\n", err);
 		return 1;
 	}
@@ -513,6 +556,7 @@ int main(int argc, char **argv)
 	if (ctx)
 		lws_context_destroy(ctx);
 	world_free();
+	src_free();
 	json_decref(sim.stats);
 	json_decref(sim.stalled);
 	if (sim.record)

@@ -105,6 +105,10 @@ struct sim_opts {
 	enum rl_preset ratelimits;
 	long seed; /* -1: real clock and random ids */
 	int heartbeat_ms;
+	/* the fake sources (sources.c) */
+	int learners;
+	const char *sources_file;
+	const char *source_token;
 };
 
 struct sim {
@@ -180,6 +184,9 @@ struct http_req {
 	size_t raw_len;
 	const char *auth;
 	const char *audit_reason;
+	const char *accept; /* the fake sources read these three */
+	const char *content_type;
+	const char *host;
 };
 
 struct http_resp {
@@ -187,8 +194,12 @@ struct http_resp {
 	json_t *body; /* NULL: no body (204) */
 	char *text;   /* a text body instead of JSON */
 	const char *ctype;
-	char headers[1024]; /* extra "name: value\r\n" lines */
+	char headers[4096]; /* extra "name: value\r\n" lines */
 	int stall;          /* never answer (fault injection) */
+	unsigned delay_ms;  /* answer this much later (a fake source's latency) */
+	/* runs once when the answer has been sent or its connection is gone */
+	void (*on_done)(void *arg);
+	void *done_arg;
 };
 
 void rest_handle(struct http_req *rq, struct http_resp *rs);
@@ -212,6 +223,20 @@ json_t *rl_describe(void);
 
 /* --- control.c --- */
 void control_handle(struct http_req *rq, struct http_resp *rs);
+
+/* --- sources.c: fake Canvas, Moodle and pretix under /canvas, /moodle, /pretix --- */
+int src_init(char *err, size_t errsize);
+void src_free(void);
+void src_reset(void);
+int src_route(const char *path); /* 1 when a fake source serves path */
+void src_handle(struct http_req *rq, struct http_resp *rs);
+/* the control API under /_sim/sources */
+void src_ctl_dump(struct http_resp *rs);
+void src_ctl_faults(struct http_req *rq, struct http_resp *rs);
+void src_ctl_learners(struct http_req *rq, struct http_resp *rs);
+void src_ctl_mutate(struct http_req *rq, struct http_resp *rs);
+void src_ctl_requests(struct http_req *rq, struct http_resp *rs);
+void src_ctl_messages(const char *source, struct http_resp *rs);
 
 /* --- record --- */
 void sim_record(json_t *entry); /* takes ownership */

@@ -392,6 +392,258 @@ static void test_sync_roster_file(void **state)
 	th_sim_stop(sim);
 }
 
+/* --- the fake Canvas, Moodle and pretix of discord-sim ------------------------------------ */
+
+struct fakes {
+	pid_t sim;
+	int port;
+	char db[1024], cfg[512], simdir[64];
+};
+
+static void fakes_config(struct fakes *f, const char *token, double timeout_s)
+{
+	char text[2048];
+	snprintf(
+	    text, sizeof(text),
+	    "{\"sources\": ["
+	    "{\"name\": \"canvas\", \"type\": \"canvas\", \"url\": \"http://127.0.0.1:%d/canvas\", "
+	    "\"token_env\": \"SRC_TOKEN\", \"timeout_s\": %g},"
+	    "{\"name\": \"moodle\", \"type\": \"moodle\", \"url\": \"http://127.0.0.1:%d/moodle\", "
+	    "\"token_env\": \"SRC_TOKEN\", \"courses\": [1, 2], \"timeout_s\": %g},"
+	    "{\"name\": \"moodle_json\", \"type\": \"moodle\", \"format\": \"json\", \"url\": "
+	    "\"http://127.0.0.1:%d/moodle\", \"token_env\": \"SRC_TOKEN\", \"courses\": [1, 2], "
+	    "\"timeout_s\": %g},"
+	    "{\"name\": \"pretix\", \"type\": \"pretix\", \"url\": \"http://127.0.0.1:%d/pretix\", "
+	    "\"organizer\": \"campus\", \"event\": \"conf2026\", \"token_env\": \"SRC_TOKEN\", "
+	    "\"timeout_s\": %g}]}",
+	    f->port, timeout_s, f->port, timeout_s, f->port, timeout_s, f->port, timeout_s);
+	snprintf(f->cfg, sizeof(f->cfg), "%s", th_write_file(2, "fakes.json", text));
+	setenv("SRC_TOKEN", token, 1);
+}
+
+static int fake_sync(struct fakes *f, const char *source, char **out)
+{
+	char dir[64], envdb[1100], envtok[128], opt[80];
+	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", f->db);
+	snprintf(envtok, sizeof(envtok), "SRC_TOKEN=%s", getenv("SRC_TOKEN"));
+	snprintf(opt, sizeof(opt), "--source=%s", source ? source : "");
+	const char *argv[] = {"cohortbridge", "--config",          f->cfg, "--log-level", "error",
+	                      "sync",         source ? opt : NULL, NULL};
+	const char *env[] = {envdb, envtok, NULL};
+	int rc = th_run(argv, env, dir, sizeof(dir));
+	*out = th_read(dir, "stdout");
+	return rc;
+}
+
+/* Every count printed for a list is 0 new, 0 changed, 0 withdrawn/removed. */
+static int nothing_changed(const char *out)
+{
+	static const char *const words[] = {" new", " changed", " withdrawn", " removed"};
+	for (size_t w = 0; w < 4; w++)
+		for (const char *p = out; (p = strstr(p, words[w])); p++) {
+			const char *q = p;
+			while (q > out && q[-1] >= '0' && q[-1] <= '9')
+				q--;
+			if (q == p || !(p - q == 1 && *q == '0'))
+				return 0;
+		}
+	return 1;
+}
+
+/* The whole model of the database as one text, to tell that nothing changed. */
+static char *model_text(const char *db)
+{
+	const char *v = th_sql(
+	    db,
+	    "SELECT md5(coalesce((SELECT string_agg(p::text, ',' ORDER BY source, external_id) "
+	    "FROM "
+	    "people p), '') || coalesce((SELECT string_agg(m::text, ',' ORDER BY source, person, "
+	    "kind, group_id) FROM memberships m), '') || coalesce((SELECT string_agg(d::text, ',' "
+	    "ORDER BY source, assignment, person) FROM due_dates d), '') || coalesce((SELECT "
+	    "string_agg(u::text, ',' ORDER BY source, assignment, person) FROM submissions u), "
+	    "''))",
+	    0);
+	return strdup(v ? v : "");
+}
+
+static void fault(struct fakes *f, const char *body)
+{
+	assert_int_equal(th_sim_call(f->port, "POST", "/_sim/sources/faults", body, NULL), 200);
+}
+
+static void test_sync_fake_sources(void **state)
+{
+	struct fakes f = {0};
+	const char *args[] = {"--learners", "40", "--seed", "7", NULL};
+	th_fresh_db(f.db, sizeof(f.db));
+	f.sim = th_sim_start(args, &f.port, f.simdir, sizeof(f.simdir));
+	fakes_config(&f, "source-token", 2);
+	char *out = NULL;
+	json_t *campus = NULL;
+	assert_int_equal(th_sim_call(f.port, "GET", "/_sim/sources", NULL, &campus), 200);
+
+	assert_int_equal(fake_sync(&f, NULL, &out), 0);
+	assert_non_null(strstr(out, "canvas: synced; "));
+	assert_non_null(strstr(out, "moodle: synced; "));
+	assert_non_null(strstr(out, "moodle_json: synced; "));
+	assert_non_null(strstr(out, "pretix: synced; "));
+	free(out);
+
+	/* what the campus holds is what the database says */
+	size_t i;
+	json_t *l;
+	int active = 0, paid_tickets = 0;
+	json_array_foreach(json_object_get(campus, "learners"), i, l) {
+		active += strcmp(json_string_value(json_object_get(l, "status")), "active") == 0;
+	}
+	json_t *o, *pos;
+	json_array_foreach(json_object_get(json_object_get(campus, "pretix"), "orders"), i, o) {
+		size_t k;
+		if (strcmp(json_string_value(json_object_get(o, "status")), "p") != 0)
+			continue;
+		json_array_foreach(json_object_get(o, "positions"), k, pos) {
+			paid_tickets += json_is_null(json_object_get(pos, "addon_to"));
+		}
+	}
+	assert_int_equal(count(f.db, "SELECT count(*) FROM memberships WHERE source = 'canvas' AND "
+	                             "status = 'active'"),
+	                 active);
+	assert_int_equal(count(f.db, "SELECT count(*) FROM memberships WHERE source = 'canvas' AND "
+	                             "person = '1008' AND status = 'withdrawn'"),
+	                 1);
+	assert_int_equal(count(f.db,
+	                       "SELECT count(DISTINCT person) FROM memberships WHERE source = "
+	                       "'pretix' AND kind = 'item' AND status = 'active'"),
+	                 paid_tickets);
+	/* Moodle's XML and JSON formats give the same rows */
+	assert_int_equal(
+	    count(f.db,
+	          "SELECT count(*) FROM (SELECT person, kind, group_id, status FROM memberships "
+	          "WHERE source = 'moodle' EXCEPT SELECT person, kind, group_id, status FROM "
+	          "memberships WHERE source = 'moodle_json') x"),
+	    0);
+	assert_int_equal(
+	    count(f.db,
+	          "SELECT count(*) FROM (SELECT assignment, person, due_at FROM due_dates WHERE "
+	          "source = 'moodle' EXCEPT SELECT assignment, person, due_at FROM due_dates "
+	          "WHERE source = 'moodle_json') x"),
+	    0);
+	assert_int_equal(
+	    count(f.db,
+	          "SELECT count(*) FROM (SELECT assignment, person, submitted_at, late, missing "
+	          "FROM submissions WHERE source = 'moodle' EXCEPT SELECT assignment, person, "
+	          "submitted_at, late, missing FROM submissions WHERE source = 'moodle_json') x"),
+	    0);
+	assert_true(
+	    count(f.db, "SELECT count(*) FROM submissions WHERE source = 'canvas' AND late") > 0);
+	/* Canvas: a student's due date follows the overrides that apply to them */
+	assert_true(count(f.db, "SELECT count(DISTINCT due_at) FROM due_dates WHERE source = "
+	                        "'canvas'") > 4);
+
+	/* again: nothing changes, and pretix is asked only for what was modified since */
+	char *before = model_text(f.db);
+	assert_int_equal(th_sim_call(f.port, "DELETE", "/_sim/sources/requests", NULL, NULL) / 100,
+	                 2);
+	assert_int_equal(fake_sync(&f, NULL, &out), 0);
+	if (!nothing_changed(out))
+		fail_msg("a second sync changed something:\n%s", out);
+	free(out);
+	char *after = model_text(f.db);
+	assert_string_equal(before, after);
+	free(after);
+	json_t *reqs = NULL;
+	assert_int_equal(th_sim_call(f.port, "GET", "/_sim/sources/requests", NULL, &reqs), 200);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(reqs, "max_in_flight"), "canvas")),
+	    1);
+	int modified_since = 0;
+	json_t *r;
+	json_array_foreach(json_object_get(reqs, "requests"), i, r) {
+		const char *q = json_string_value(json_object_get(r, "query"));
+		modified_since |= q && strstr(q, "modified_since=") != NULL;
+	}
+	assert_true(modified_since);
+	json_decref(reqs);
+
+	/* one order cancelled: the incremental pretix sync sees exactly it */
+	const char *code = NULL;
+	json_array_foreach(json_object_get(json_object_get(campus, "pretix"), "orders"), i, o) {
+		if (strcmp(json_string_value(json_object_get(o, "status")), "p") == 0) {
+			code = json_string_value(json_object_get(o, "code"));
+			break;
+		}
+	}
+	assert_non_null(code);
+	char body[256];
+	snprintf(body, sizeof(body), "{\"order\": \"%s\", \"status\": \"c\"}", code);
+	assert_int_equal(th_sim_call(f.port, "POST", "/_sim/sources/mutate", body, NULL), 200);
+	assert_int_equal(fake_sync(&f, "pretix", &out), 0);
+	/* its holder's order status, and the ticket's item and variation, now withdrawn */
+	if (!strstr(out, "pretix: synced; 1 people (0 new, 1 changed); 2 memberships (0 new, 2 "
+	                 "changed, 0 withdrawn)"))
+		fail_msg("the incremental sync said: %s", out);
+	free(out);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM memberships WHERE source = 'pretix' AND person = '%s-1' AND "
+	         "status = 'withdrawn' AND kind = 'item'",
+	         code);
+	assert_int_equal(count(f.db, sql), 1);
+	free(before);
+	before = model_text(f.db);
+
+	/* broken answers: a clear error naming the source, and nothing changes */
+	static const struct {
+		const char *fault, *source, *says;
+	} broken[] = {
+	    {"{\"source\": \"canvas\", \"status\": 500, \"share\": 1}", "canvas",
+	     "canvas: FAILED: http://127.0.0.1"},
+	    {"{\"source\": \"canvas\", \"truncate\": true, \"share\": 1}", "canvas",
+	     "canvas sent JSON that cannot be read"},
+	    {"{\"source\": \"pretix\", \"content_type\": \"text/html\", \"share\": 1}", "pretix",
+	     "answered with Content-Type \"text/html\""},
+	    {"{\"source\": \"moodle\", \"truncate\": true, \"share\": 1}", "moodle",
+	     "moodle: FAILED: moodle: moodle answer, line"},
+	    {"{\"source\": \"moodle\", \"huge_mb\": 50, \"share\": 1}", "moodle_json",
+	     "response larger than"},
+	    {"{\"source\": \"canvas\", \"latency_ms\": 3000, \"share\": 1}", "canvas",
+	     "5 attempts"},
+	};
+	for (size_t k = 0; k < sizeof(broken) / sizeof(broken[0]); k++) {
+		fault(&f, broken[k].fault);
+		int rc = fake_sync(&f, broken[k].source, &out);
+		if (rc != 1 || !strstr(out, broken[k].says))
+			fail_msg("case %zu: exit %d, said: %s", k, rc, out);
+		free(out);
+		assert_int_equal(
+		    th_sim_call(f.port, "DELETE", "/_sim/sources/faults", NULL, NULL) / 100, 2);
+	}
+	/* one 500 is retried and forgotten */
+	fault(&f, "{\"source\": \"canvas\", \"status\": 500, \"count\": 1}");
+	assert_int_equal(fake_sync(&f, "canvas", &out), 0);
+	free(out);
+	/* a refused token */
+	fakes_config(&f, "expired", 2);
+	assert_int_equal(fake_sync(&f, NULL, &out), 1);
+	assert_non_null(strstr(out, "canvas: FAILED: the token was refused (401)"));
+	assert_non_null(strstr(out, "moodle: FAILED: moodle: moodle error invalidtoken"));
+	assert_non_null(strstr(out, "pretix: FAILED: the token was refused (401)"));
+	free(out);
+	/* a roster that suddenly holds 2 learners of 40 */
+	fakes_config(&f, "source-token", 2);
+	assert_int_equal(
+	    th_sim_call(f.port, "POST", "/_sim/sources/learners", "{\"learners\": 2}", NULL), 200);
+	assert_int_equal(fake_sync(&f, "canvas", &out), 1);
+	assert_non_null(strstr(out, "canvas: FAILED: the roster shrank from"));
+	free(out);
+	after = model_text(f.db);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	json_decref(campus);
+	th_sim_stop(f.sim);
+}
+
 /* The libFuzzer targets (built by make test), a short run each from the seed corpus. */
 static void test_fuzz_short(void **state)
 {
@@ -419,9 +671,9 @@ static void test_fuzz_short(void **state)
 GROUP(group_sources)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_roster_csv),    cmocka_unit_test(test_roster_json),
-	    cmocka_unit_test(test_pretix_orders), cmocka_unit_test(test_sync_roster_file),
-	    cmocka_unit_test(test_fuzz_short),
+	    cmocka_unit_test(test_roster_csv),        cmocka_unit_test(test_roster_json),
+	    cmocka_unit_test(test_pretix_orders),     cmocka_unit_test(test_sync_roster_file),
+	    cmocka_unit_test(test_sync_fake_sources), cmocka_unit_test(test_fuzz_short),
 	};
 	return RUN_GROUP(tests);
 }
