@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "secret.h"
+#include "sync.h"
 
 struct daemon {
 	uv_loop_t *loop;
@@ -27,6 +28,7 @@ struct daemon {
 	struct httpd *httpd;
 	struct discord *discord;
 	struct outbox *outbox;
+	struct sync_sched *sched;
 	char *token;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_check_t iter;
@@ -178,6 +180,8 @@ static void stop(struct daemon *d, int code)
 	audit(d, "stopped", json_pack("{s:i}", "exit_code", d->exit_code));
 	httpd_stop(d->httpd);
 	outbox_stop(d->outbox);
+	sync_sched_stop(d->sched);
+	d->sched = NULL;
 	discord_stop(d->discord);
 	httpc_close(d->httpc);
 	d->httpc = NULL;
@@ -234,8 +238,11 @@ static void on_reload(uv_signal_t *s, int signum)
 		log_warn("daemon", "database settings changed; they take effect on restart");
 	if (!d->log_level_fixed && nc->log_level >= 0)
 		log_threshold = nc->log_level;
-	config_free(d->cfg);
+	struct config *old = d->cfg;
 	d->cfg = nc;
+	/* a sync under way keeps reading the old one; the schedule frees it after */
+	old = d->sched ? sync_sched_reload(d->sched, nc, old) : old;
+	config_free(old);
 	discord_reload(d->discord, nc);
 	metrics.config_reloads_ok++;
 	log_info("daemon", "configuration reloaded", "file", nc->path);
@@ -273,6 +280,7 @@ static void on_migrated(int rc, const struct err *err, const struct migrate_repo
 	struct outbox_opts oo = {.lease_ms = d->cfg->outbox_lease_ms,
 	                         .batch = d->cfg->outbox_batch};
 	d->outbox = outbox_new(d->loop, d->db, discord_rest(d->discord), &oo, &e);
+	d->sched = sync_sched_start(d->loop, d->db, d->httpc, d->cfg);
 }
 
 static void on_schema_checked(int rc, const struct err *err, const struct migrate_report *r,

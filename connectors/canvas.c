@@ -426,6 +426,71 @@ static void cv_sync(void *p, connector_done done, void *ud)
 	next_step(c);
 }
 
+/* a form value, percent-encoded */
+static void form_enc(char *out, size_t cap, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+	for (; *s && n + 4 < cap; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+			out[n++] = (char)ch;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		}
+	}
+	out[n] = '\0';
+}
+
+struct cv_send {
+	void (*done)(void *ud, const struct err *err);
+	void *ud;
+};
+
+static void on_sent(void *ud, const struct httpc_response *resp, const struct err *err)
+{
+	struct cv_send *s = ud;
+	s->done(s->ud, err);
+	free(s);
+}
+
+/* A conversation of its own with the one person (force_new: never into an old thread). */
+static void cv_send(void *p, const char *person, const char *subject, const char *text,
+                    void (*done)(void *ud, const struct err *err), void *ud)
+{
+	struct canvas *c = p;
+	char url[600], who[96], subj[1024], body[8192], form[10240];
+	struct err e = {0};
+	struct cv_send *s = malloc(sizeof(*s));
+	if (!s) {
+		err_set(&e, "out of memory");
+		done(ud, &e);
+		return;
+	}
+	s->done = done;
+	s->ud = ud;
+	snprintf(url, sizeof(url), "%s/conversations", c->base);
+	form_enc(who, sizeof(who), person);
+	form_enc(subj, sizeof(subj), subject);
+	form_enc(body, sizeof(body), text);
+	snprintf(form, sizeof(form),
+	         "recipients[]=%s&subject=%s&body=%s&force_new=true&group_conversation=false", who,
+	         subj, body);
+	struct fetch_req rq = {.method = "POST",
+	                       .url = url,
+	                       .body = form,
+	                       .content_type = "application/x-www-form-urlencoded",
+	                       .expect = "json"};
+	if (fetch(c->f, &rq, on_sent, s) != 0) {
+		free(s);
+		err_set(&e, "%s: busy", c->env->cfg->name);
+		done(ud, &e);
+	}
+}
+
 static void cv_describe(void *p, char *buf, size_t size)
 {
 	snprintf(buf, size, "Canvas at %s", ((struct canvas *)p)->base);
@@ -448,4 +513,11 @@ static void cv_free(void *p)
 	free(c);
 }
 
-const struct connector_ops canvas_connector = {"canvas", cv_init, cv_sync, cv_describe, cv_free};
+const struct connector_ops canvas_connector = {
+    .type = "canvas",
+    .init = cv_init,
+    .sync = cv_sync,
+    .send = cv_send,
+    .describe = cv_describe,
+    .free = cv_free,
+};

@@ -34,6 +34,11 @@ struct connector_ops {
 	/* Checks what the config gives (URL or path, token). env outlives the connector. */
 	void *(*init)(const struct source_env *env, struct err *err);
 	void (*sync)(void *c, connector_done done, void *ud);
+	/* Sends a short plain text to one person (the source's own id for them), through the
+	 * source's messaging: verification codes travel this way. NULL when the source has no
+	 * messaging. done runs once, on the loop. Not while a sync of the same connector runs. */
+	void (*send)(void *c, const char *person, const char *subject, const char *text,
+	             void (*done)(void *ud, const struct err *err), void *ud);
 	/* A few words for people: "roster file /srv/roster.csv". */
 	void (*describe)(void *c, char *buf, size_t size);
 	void (*free)(void *c);

@@ -545,6 +545,80 @@ static void md_sync(void *p, connector_done done, void *ud)
 	next_step(m);
 }
 
+struct md_send {
+	struct moodle *m;
+	void (*done)(void *ud, const struct err *err);
+	void *ud;
+};
+
+/* [{"msgid": 12, ...}] or [{"msgid": -1, "errormessage": "..."}] */
+static void on_sent(void *ud, const struct httpc_response *resp, const struct err *err)
+{
+	struct md_send *s = ud;
+	struct err e = {0};
+	if (!err) {
+		json_t *j =
+		    s->m->json ? fetch_json(s->m->f, resp, &e)
+		               : moodle_xml_parse(resp->body ? resp->body : "", resp->body_len, &e);
+		if (j && s->m->json && moodle_check_exception(j, &e) != 0) {
+			json_decref(j);
+			j = NULL;
+		}
+		if (j) {
+			const json_t *first = json_array_get(j, 0);
+			if (num(json_object_get(first, "msgid")) <= 0) {
+				const char *why =
+				    json_string_value(json_object_get(first, "errormessage"));
+				err_set(&e, "%s: Moodle did not send the message: %s",
+				        s->m->env->cfg->name, why ? why : "no reason given");
+			}
+			json_decref(j);
+		}
+		err = e.msg[0] ? &e : NULL;
+	}
+	s->done(s->ud, err);
+	free(s);
+}
+
+static void md_send(void *p, const char *person, const char *subject, const char *text,
+                    void (*done)(void *ud, const struct err *err), void *ud)
+{
+	struct moodle *m = p;
+	struct err e = {0};
+	struct md_send *s = malloc(sizeof(*s));
+	if (!s) {
+		err_set(&e, "out of memory");
+		done(ud, &e);
+		return;
+	}
+	*s = (struct md_send){m, done, ud};
+	char tok[512], who[96], msg[8192], body[10240];
+	enc(tok, sizeof(tok), m->env->token ? m->env->token : "");
+	enc(who, sizeof(who), person);
+	/* Moodle's instant messages have no subject: it leads the text */
+	char full[4096];
+	snprintf(full, sizeof(full), "%s%s%s", subject && *subject ? subject : "",
+	         subject && *subject ? "\n\n" : "", text);
+	enc(msg, sizeof(msg), full);
+	snprintf(body, sizeof(body),
+	         "wstoken=%s&wsfunction=core_message_send_instant_messages&moodlewsrestformat=%s&"
+	         "messages[0][touserid]=%s&messages[0][text]=%s&messages[0][textformat]=2",
+	         tok, m->json ? "json" : "xml", who, msg);
+	struct fetch_req rq = {.method = "POST",
+	                       .url = m->url,
+	                       .body = body,
+	                       .content_type = "application/x-www-form-urlencoded",
+	                       .expect = m->json ? "json" : "xml"};
+	memset(tok, 0, sizeof(tok));
+	int rc = fetch(m->f, &rq, on_sent, s);
+	memset(body, 0, sizeof(body));
+	if (rc != 0) {
+		free(s);
+		err_set(&e, "%s: busy", m->env->cfg->name);
+		done(ud, &e);
+	}
+}
+
 static void md_describe(void *p, char *buf, size_t size)
 {
 	struct moodle *m = p;
@@ -571,4 +645,11 @@ static void md_free(void *p)
 	free(m);
 }
 
-const struct connector_ops moodle_connector = {"moodle", md_init, md_sync, md_describe, md_free};
+const struct connector_ops moodle_connector = {
+    .type = "moodle",
+    .init = md_init,
+    .sync = md_sync,
+    .send = md_send,
+    .describe = md_describe,
+    .free = md_free,
+};

@@ -324,4 +324,10 @@ static void px_free(void *c)
 	free(p);
 }
 
-const struct connector_ops pretix_connector = {"pretix", px_init, px_sync, px_describe, px_free};
+const struct connector_ops pretix_connector = {
+    .type = "pretix",
+    .init = px_init,
+    .sync = px_sync,
+    .describe = px_describe,
+    .free = px_free,
+};

@@ -539,5 +539,10 @@ static void rf_free(void *c)
 	free(r);
 }
 
-const struct connector_ops roster_file_connector = {"roster_file", rf_init, rf_sync, rf_describe,
-                                                    rf_free};
+const struct connector_ops roster_file_connector = {
+    .type = "roster_file",
+    .init = rf_init,
+    .sync = rf_sync,
+    .describe = rf_describe,
+    .free = rf_free,
+};

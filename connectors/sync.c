@@ -36,6 +36,9 @@ struct run {
 	void *conn;
 	char started[64];
 	uint64_t t0;
+	/* the database query under way, and what follows it */
+	int db_busy, cancelled, starting, finished;
+	void (*then)(struct run *r, PGresult *res, const struct err *err);
 };
 
 static void step(struct run *r);
@@ -69,9 +72,29 @@ static void end_source(struct run *r)
 	r->token = NULL;
 }
 
-static void on_recorded(PGresult *res, const struct err *err, void *ud)
+static void on_db(PGresult *res, const struct err *err, void *ud)
 {
 	struct run *r = ud;
+	r->db_busy = 0;
+	if (r->cancelled) {
+		end_source(r);
+		free(r);
+		return;
+	}
+	r->then(r, res, err);
+}
+
+static int query(struct run *r, const char *sql, int n, const char *const *params,
+                 void (*then)(struct run *r, PGresult *res, const struct err *err), struct err *err)
+{
+	r->then = then;
+	int rc = db_query(r->db, sql, n, params, on_db, r, err);
+	r->db_busy = rc == 0;
+	return rc;
+}
+
+static void on_recorded(struct run *r, PGresult *res, const struct err *err)
+{
 	if (err)
 		log_error("sync", "could not record the sync", "source", r->src->name, "error",
 		          err->msg);
@@ -86,8 +109,8 @@ static void fail(struct run *r, const char *why)
 	struct err err = {0};
 	const char *params[3] = {r->src->name, r->started, why};
 	end_source(r);
-	if (r->o.dry_run || db_query(r->db, "SELECT cb_sync_failed($1, $2::timestamptz, $3)", 3,
-	                             params, on_recorded, r, &err) != 0)
+	if (r->o.dry_run || query(r, "SELECT cb_sync_failed($1, $2::timestamptz, $3)", 3, params,
+	                          on_recorded, &err) != 0)
 		step(r);
 }
 
@@ -116,9 +139,8 @@ static size_t describe_list(const json_t *rep, const char *key, const char *labe
 	return n > 0 ? ((size_t)n < cap ? (size_t)n : cap - 1) : 0;
 }
 
-static void on_applied(PGresult *res, const struct err *err, void *ud)
+static void on_applied(struct run *r, PGresult *res, const struct err *err)
 {
-	struct run *r = ud;
 	if (err) {
 		char why[600];
 		snprintf(why, sizeof(why), "the database refused the snapshot: %s", err->msg);
@@ -177,15 +199,15 @@ static void on_fetched(void *ud, json_t *snap, const struct err *err)
 		const char *params[2] = {r->src->name, r->started};
 		struct err qe = {0};
 		if (r->o.dry_run ||
-		    db_query(
-		        r->db,
+		    query(
+		        r,
 		        "WITH s AS (INSERT INTO source_syncs (source, started_at, ok, report) "
 		        "VALUES ($1, $2::timestamptz, true, '{\"ok\": true, \"unchanged\": "
 		        "true}')) "
 		        "INSERT INTO source_state (source, last_ok_at, failing) VALUES ($1, now(), "
 		        "false) ON CONFLICT (source) DO UPDATE SET last_ok_at = now(), failing = "
 		        "false",
-		        2, params, on_recorded, r, &qe) != 0)
+		        2, params, on_recorded, &qe) != 0)
 			step(r);
 		return;
 	}
@@ -200,18 +222,17 @@ static void on_fetched(void *ud, json_t *snap, const struct err *err)
 		fail(r, "out of memory");
 		return;
 	}
-	int rc = db_query(r->db,
-	                  "SELECT cb_sync_apply($1, $2::timestamptz, $3::jsonb, $4::real, "
-	                  "$5::boolean)::text",
-	                  5, params, on_applied, r, &qe);
+	int rc = query(r,
+	               "SELECT cb_sync_apply($1, $2::timestamptz, $3::jsonb, $4::real, "
+	               "$5::boolean)::text",
+	               5, params, on_applied, &qe);
 	free(text);
 	if (rc != 0)
 		fail(r, qe.msg);
 }
 
-static void on_cursor(PGresult *res, const struct err *err, void *ud)
+static void on_cursor(struct run *r, PGresult *res, const struct err *err)
 {
-	struct run *r = ud;
 	struct err e = {0};
 	if (err) {
 		r->failed++;
@@ -269,14 +290,19 @@ static void step(struct run *r)
 		r->t0 = uv_hrtime();
 		struct err err = {0};
 		const char *params[1] = {s->name};
-		if (db_query(r->db,
-		             "SELECT coalesce((SELECT cursor FROM source_state WHERE source = $1), "
-		             "'{}')::text, now()::text",
-		             1, params, on_cursor, r, &err) != 0) {
+		if (query(r,
+		          "SELECT coalesce((SELECT cursor FROM source_state WHERE source = $1), "
+		          "'{}')::text, now()::text",
+		          1, params, on_cursor, &err) != 0) {
 			r->failed++;
 			say(r, "%s: FAILED: %s\n", s->name, err.msg);
 			continue;
 		}
+		return;
+	}
+	if (r->starting) {
+		/* over before sync_sources returned: it reports */
+		r->finished = 1;
 		return;
 	}
 	int failed = r->o.only && !r->matched ? -1 : r->failed;
@@ -286,15 +312,182 @@ static void step(struct run *r)
 	done(failed, ud);
 }
 
-void sync_sources(uv_loop_t *loop, struct db *db, struct httpc *http, const struct config *cfg,
-                  const struct sync_opts *o, sync_done_cb done, void *ud)
+struct sync_run *sync_sources(uv_loop_t *loop, struct db *db, struct httpc *http,
+                              const struct config *cfg, const struct sync_opts *o,
+                              sync_done_cb done, void *ud)
 {
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r) {
 		done(cfg->nsources ? (int)cfg->nsources : 1, ud);
-		return;
+		return NULL;
 	}
 	*r = (struct run){
 	    .loop = loop, .db = db, .http = http, .cfg = cfg, .o = *o, .done = done, .ud = ud};
+	r->starting = 1;
 	step(r);
+	r->starting = 0;
+	if (r->finished) {
+		r->finished = 0;
+		step(r); /* reports and frees */
+		return NULL;
+	}
+	return (struct sync_run *)r;
+}
+
+void sync_cancel(struct sync_run *run)
+{
+	struct run *r = (struct run *)run;
+	if (!r || r->cancelled)
+		return;
+	r->cancelled = 1;
+	if (r->conn)
+		r->ops->free(r->conn); /* its callbacks never come */
+	r->conn = NULL;
+	if (!r->db_busy) {
+		end_source(r);
+		free(r);
+	}
+}
+
+/* --- in the running bridge: each source on its own interval, one at a time -------------------- */
+
+struct sched_source {
+	char name[65];
+	uint64_t due; /* loop ms */
+};
+
+struct sync_sched {
+	uv_loop_t *loop;
+	struct db *db;
+	struct httpc *http;
+	const struct config *cfg;
+	struct config *retired; /* replaced while a sync used it: freed when that one ends */
+	struct sched_source *src;
+	size_t n;
+	uv_timer_t timer;
+	struct sync_run *running;
+	size_t running_i;
+	char running_name[65];
+	int stopping;
+};
+
+static unsigned interval_ms(const struct source_cfg *s)
+{
+	const json_t *v = json_object_get(s->extra, "interval_s");
+	if (json_is_number(v))
+		return (unsigned)(json_number_value(v) * 1000.0);
+	/* a file costs a read and a checksum; an API, requests against its limits */
+	return strcmp(s->type, "roster_file") == 0 ? 60000 : 900000;
+}
+
+static void sched_tick(uv_timer_t *t);
+
+static void sched_done(int failed, void *ud)
+{
+	struct sync_sched *s = ud;
+	s->running = NULL;
+	/* the next one of this source, counted from now */
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->src[i].name, s->running_name) == 0)
+			s->src[i].due = uv_now(s->loop) + interval_ms(&s->cfg->sources[i]);
+	if (s->retired) {
+		config_free(s->retired);
+		s->retired = NULL;
+	}
+	if (!s->stopping)
+		uv_timer_start(&s->timer, sched_tick, 0, 1000);
+}
+
+static void sched_tick(uv_timer_t *t)
+{
+	struct sync_sched *s = t->data;
+	if (s->running || s->stopping)
+		return;
+	uint64_t now = uv_now(s->loop);
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->src[i].due > now)
+			continue;
+		snprintf(s->running_name, sizeof(s->running_name), "%s", s->src[i].name);
+		struct sync_opts o = {s->running_name, false, NULL};
+		/* a placeholder: sched_done may run before sync_sources returns */
+		s->running = (struct sync_run *)s;
+		struct sync_run *r =
+		    sync_sources(s->loop, s->db, s->http, s->cfg, &o, sched_done, s);
+		if (s->running)
+			s->running = r;
+		return;
+	}
+}
+
+static int sched_adopt(struct sync_sched *s, const struct config *cfg)
+{
+	struct sched_source *src = calloc(cfg->nsources ? cfg->nsources : 1, sizeof(*src));
+	if (!src)
+		return -1;
+	uint64_t now = uv_now(s->loop);
+	for (size_t i = 0; i < cfg->nsources; i++) {
+		snprintf(src[i].name, sizeof(src[i].name), "%s", cfg->sources[i].name);
+		src[i].due = now; /* a new source: at once */
+		for (size_t k = 0; k < s->n; k++)
+			if (strcmp(s->src[k].name, src[i].name) == 0)
+				src[i].due = s->src[k].due;
+	}
+	free(s->src);
+	s->src = src;
+	s->n = cfg->nsources;
+	s->cfg = cfg;
+	return 0;
+}
+
+struct sync_sched *sync_sched_start(uv_loop_t *loop, struct db *db, struct httpc *http,
+                                    const struct config *cfg)
+{
+	struct sync_sched *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->loop = loop;
+	s->db = db;
+	s->http = http;
+	if (sched_adopt(s, cfg) != 0) {
+		free(s);
+		return NULL;
+	}
+	uv_timer_init(loop, &s->timer);
+	s->timer.data = s;
+	uv_timer_start(&s->timer, sched_tick, 0, 1000);
+	return s;
+}
+
+struct config *sync_sched_reload(struct sync_sched *s, const struct config *nc, struct config *old)
+{
+	if (!s)
+		return old;
+	sched_adopt(s, nc);
+	if (!s->running)
+		return old;
+	/* the sync under way still reads the old one */
+	if (s->retired)
+		config_free(s->retired);
+	s->retired = old;
+	return NULL;
+}
+
+static void on_sched_closed(uv_handle_t *h)
+{
+	struct sync_sched *s = h->data;
+	if (s->retired)
+		config_free(s->retired);
+	free(s->src);
+	free(s);
+}
+
+void sync_sched_stop(struct sync_sched *s)
+{
+	if (!s)
+		return;
+	s->stopping = 1;
+	sync_cancel(s->running);
+	s->running = NULL;
+	uv_timer_stop(&s->timer);
+	uv_close((uv_handle_t *)&s->timer, on_sched_closed);
 }

@@ -21,7 +21,29 @@ struct sync_opts {
 /* done gets the number of sources that failed (or -1 when only names no source). */
 typedef void (*sync_done_cb)(int failed, void *ud);
 
-void sync_sources(uv_loop_t *loop, struct db *db, struct httpc *http, const struct config *cfg,
-                  const struct sync_opts *o, sync_done_cb done, void *ud);
+struct sync_run;
+
+/* Starts the run; its handle, or NULL when it ended at once (done has run). cfg must live
+ * until done. */
+struct sync_run *sync_sources(uv_loop_t *loop, struct db *db, struct httpc *http,
+                              const struct config *cfg, const struct sync_opts *o,
+                              sync_done_cb done, void *ud);
+
+/* Abandons a run: its connector is freed at once, nothing more is written, done never runs.
+ * What a source had applied stays (each source is one statement). */
+void sync_cancel(struct sync_run *r);
+
+/* The running bridge's schedule: every source at start, then again after its interval_s
+ * (default 900; roster files 60: a file unchanged since is not even parsed), one source at a
+ * time. */
+struct sync_sched;
+
+struct sync_sched *sync_sched_start(uv_loop_t *loop, struct db *db, struct httpc *http,
+                                    const struct config *cfg);
+/* The configuration changed to nc. Returns old when the caller may free it now; NULL when a
+ * sync still reads it (the schedule frees it once that one ends). */
+struct config *sync_sched_reload(struct sync_sched *s, const struct config *nc, struct config *old);
+/* Cancels a sync under way and releases the schedule once its timer is closed. */
+void sync_sched_stop(struct sync_sched *s);
 
 #endif
