@@ -10,7 +10,10 @@
 #   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
 
 CC       ?= cc
-PKGS     := libuv libwebsockets libcurl jansson libpq zlib libxml-2.0
+PKGS     := libuv libwebsockets libcurl jansson libpq zlib
+# libxml2 is loaded when the first Moodle XML answer arrives (connectors/moodle_xml.c): its
+# headers only, no link
+PKGS_DL  := libxml-2.0
 SANITIZE ?=
 
 ifeq ($(strip $(SANITIZE)),)
@@ -26,7 +29,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 CFLAGS   ?= -O2 -g
 CPPFLAGS += -std=c11 -D_DEFAULT_SOURCE -MMD -MP -Ibridge -Idb -Iconnectors -Itests/unit -I$(BUILD)/gen
 ALLCFLAGS = $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) $(PKG_CFLAGS)
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_DL) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS   = $(PKG_LIBS) -lm
 
