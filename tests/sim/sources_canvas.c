@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "sources.h"
@@ -88,10 +89,17 @@ void canvas_leak(void)
 	t->at_ms = now;
 }
 
-/* Charges the request; 1 when the bucket is empty (the 403 is then the answer). */
+/* Charges the request; 1 when the bucket is empty (the 403 is then the answer). Every answer
+ * carries the campus clock as its Date, as Canvas's carry the server's. */
 static int throttled(struct src_req *r)
 {
 	struct src_throttle *t = &src_throttle[SRC_CANVAS];
+	char date[64];
+	time_t secs = (time_t)(src_now_ms() / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	src_header(r, "Date: %s\r\n", date);
 	canvas_leak();
 	if (t->used + t->held + t->upfront > t->bucket) {
 		src_header(r, "X-Request-Cost: 0\r\nX-Rate-Limit-Remaining: %.4f\r\n",

@@ -618,6 +618,28 @@ static void test_sync_fake_sources(void **state)
 	         "status = 'withdrawn' AND kind = 'item'",
 	         code);
 	assert_int_equal(count(f.db, sql), 1);
+
+	/* a new submission: the incremental Canvas sync asks only for what came since (by
+	 * Canvas's clock) and sees it */
+	assert_int_equal(th_sim_call(f.port, "POST", "/_sim/sources/mutate",
+	                             "{\"submit\": {\"learner\": 1001, \"assignment\": 104}}",
+	                             NULL),
+	                 200);
+	assert_int_equal(th_sim_call(f.port, "DELETE", "/_sim/sources/requests", NULL, NULL) / 100,
+	                 2);
+	assert_int_equal(fake_sync(&f, "canvas", &out), 0);
+	if (!strstr(out, "submissions (0 new, 1 changed)") &&
+	    !strstr(out, "submissions (1 new, 0 changed)"))
+		fail_msg("the incremental Canvas sync said: %s", out);
+	free(out);
+	assert_int_equal(th_sim_call(f.port, "GET", "/_sim/sources/requests", NULL, &reqs), 200);
+	int since = 0;
+	json_array_foreach(json_object_get(reqs, "requests"), i, r) {
+		const char *q = json_string_value(json_object_get(r, "query"));
+		since |= q && strstr(q, "submitted_since=") != NULL;
+	}
+	assert_true(since);
+	json_decref(reqs);
 	free(before);
 	before = model_text(f.db);
 
