@@ -426,25 +426,6 @@ static void cv_sync(void *p, connector_done done, void *ud)
 	next_step(c);
 }
 
-/* a form value, percent-encoded */
-static void form_enc(char *out, size_t cap, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = 0;
-	for (; *s && n + 4 < cap; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-			out[n++] = (char)ch;
-		} else {
-			out[n++] = '%';
-			out[n++] = hex[ch >> 4];
-			out[n++] = hex[ch & 15];
-		}
-	}
-	out[n] = '\0';
-}
-
 struct cv_send {
 	void (*done)(void *ud, const struct err *err);
 	void *ud;
@@ -473,9 +454,9 @@ static void cv_send(void *p, const char *person, const char *subject, const char
 	s->done = done;
 	s->ud = ud;
 	snprintf(url, sizeof(url), "%s/conversations", c->base);
-	form_enc(who, sizeof(who), person);
-	form_enc(subj, sizeof(subj), subject);
-	form_enc(body, sizeof(body), text);
+	fetch_escape(who, sizeof(who), person);
+	fetch_escape(subj, sizeof(subj), subject);
+	fetch_escape(body, sizeof(body), text);
 	snprintf(form, sizeof(form),
 	         "recipients[]=%s&subject=%s&body=%s&force_new=true&group_conversation=false", who,
 	         subj, body);

@@ -52,6 +52,9 @@ int fetch_link_next(const struct fetcher *f, const struct httpc_response *resp, 
 /* The same check for a URL found in a body (pretix's absolute "next"). */
 int fetch_same_origin(const struct fetcher *f, const char *url);
 
+/* s percent-encoded for a form or a query, cut short (never mid-escape) to fit cap. */
+void fetch_escape(char *out, size_t cap, const char *s);
+
 /* resp's body as JSON (a new reference), or NULL with err naming the line and column. */
 json_t *fetch_json(const struct fetcher *f, const struct httpc_response *resp, struct err *err);
 

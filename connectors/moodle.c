@@ -88,23 +88,37 @@ static json_t *iso(long long t)
 	return json_string(buf);
 }
 
-/* a form value, percent-encoded */
-static void enc(char *out, size_t cap, const char *s)
+/* An answer in either format, with Moodle's errors (sent with HTTP 200) as errors. */
+static json_t *parse_answer(const struct moodle *m, const struct httpc_response *resp,
+                            struct err *e)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = 0;
-	for (; *s && n + 4 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_' || c == '.' || c == '~') {
-			out[n++] = (char)c;
-		} else {
-			out[n++] = '%';
-			out[n++] = hex[c >> 4];
-			out[n++] = hex[c & 15];
-		}
+	if (!m->json)
+		return moodle_xml_parse(resp->body ? resp->body : "", resp->body_len, e);
+	json_t *j = fetch_json(m->f, resp, e);
+	if (j && moodle_check_exception(j, e) != 0) {
+		json_decref(j);
+		j = NULL;
 	}
-	out[n] = '\0';
+	return j;
+}
+
+/* Calls function with params (already form-encoded); the token goes in the body, never in
+ * a URL. */
+static int post(struct moodle *m, const char *function, const char *params, fetch_cb cb, void *ud)
+{
+	char tok[512], body[65536];
+	fetch_escape(tok, sizeof(tok), m->env->token ? m->env->token : "");
+	snprintf(body, sizeof(body), "wstoken=%s&wsfunction=%s&moodlewsrestformat=%s%s%s", tok,
+	         function, m->json ? "json" : "xml", *params ? "&" : "", params);
+	struct fetch_req rq = {.method = "POST",
+	                       .url = m->url,
+	                       .body = body,
+	                       .content_type = "application/x-www-form-urlencoded",
+	                       .expect = m->json ? "json" : "xml"};
+	int rc = fetch(m->f, &rq, cb, ud);
+	memset(tok, 0, sizeof(tok));
+	memset(body, 0, sizeof(body));
+	return rc;
 }
 
 static void on_answer(void *ud, const struct httpc_response *resp, const struct err *err)
@@ -115,16 +129,7 @@ static void on_answer(void *ud, const struct httpc_response *resp, const struct 
 		fail(m, err);
 		return;
 	}
-	json_t *j;
-	if (m->json) {
-		j = fetch_json(m->f, resp, &e);
-		if (j && moodle_check_exception(j, &e) != 0) {
-			json_decref(j);
-			j = NULL;
-		}
-	} else {
-		j = moodle_xml_parse(resp->body ? resp->body : "", resp->body_len, &e);
-	}
+	json_t *j = parse_answer(m, resp, &e);
 	if (!j) {
 		struct err named;
 		err_set(&named, "%s: %s", m->env->cfg->name, e.msg);
@@ -202,19 +207,7 @@ static void on_answer(void *ud, const struct httpc_response *resp, const struct 
 
 static void call(struct moodle *m, const char *function, const char *params)
 {
-	char tok[512], body[65536];
-	enc(tok, sizeof(tok), m->env->token ? m->env->token : "");
-	snprintf(body, sizeof(body), "wstoken=%s&wsfunction=%s&moodlewsrestformat=%s%s%s", tok,
-	         function, m->json ? "json" : "xml", *params ? "&" : "", params);
-	struct fetch_req rq = {.method = "POST",
-	                       .url = m->url,
-	                       .body = body,
-	                       .content_type = "application/x-www-form-urlencoded",
-	                       .expect = m->json ? "json" : "xml"};
-	memset(tok, 0, sizeof(tok));
-	int rc = fetch(m->f, &rq, on_answer, m);
-	memset(body, 0, sizeof(body));
-	if (rc != 0) {
+	if (post(m, function, params, on_answer, m) != 0) {
 		struct err e;
 		err_set(&e, "%s: cannot start a request", m->env->cfg->name);
 		fail(m, &e);
@@ -557,13 +550,7 @@ static void on_sent(void *ud, const struct httpc_response *resp, const struct er
 	struct md_send *s = ud;
 	struct err e = {0};
 	if (!err) {
-		json_t *j =
-		    s->m->json ? fetch_json(s->m->f, resp, &e)
-		               : moodle_xml_parse(resp->body ? resp->body : "", resp->body_len, &e);
-		if (j && s->m->json && moodle_check_exception(j, &e) != 0) {
-			json_decref(j);
-			j = NULL;
-		}
+		json_t *j = parse_answer(s->m, resp, &e);
 		if (j) {
 			const json_t *first = json_array_get(j, 0);
 			if (num(json_object_get(first, "msgid")) <= 0) {
@@ -592,27 +579,16 @@ static void md_send(void *p, const char *person, const char *subject, const char
 		return;
 	}
 	*s = (struct md_send){m, done, ud};
-	char tok[512], who[96], msg[8192], body[10240];
-	enc(tok, sizeof(tok), m->env->token ? m->env->token : "");
-	enc(who, sizeof(who), person);
+	char who[96], msg[8192], params[10240], full[4096];
+	fetch_escape(who, sizeof(who), person);
 	/* Moodle's instant messages have no subject: it leads the text */
-	char full[4096];
 	snprintf(full, sizeof(full), "%s%s%s", subject && *subject ? subject : "",
 	         subject && *subject ? "\n\n" : "", text);
-	enc(msg, sizeof(msg), full);
-	snprintf(body, sizeof(body),
-	         "wstoken=%s&wsfunction=core_message_send_instant_messages&moodlewsrestformat=%s&"
-	         "messages[0][touserid]=%s&messages[0][text]=%s&messages[0][textformat]=2",
-	         tok, m->json ? "json" : "xml", who, msg);
-	struct fetch_req rq = {.method = "POST",
-	                       .url = m->url,
-	                       .body = body,
-	                       .content_type = "application/x-www-form-urlencoded",
-	                       .expect = m->json ? "json" : "xml"};
-	memset(tok, 0, sizeof(tok));
-	int rc = fetch(m->f, &rq, on_sent, s);
-	memset(body, 0, sizeof(body));
-	if (rc != 0) {
+	fetch_escape(msg, sizeof(msg), full);
+	snprintf(params, sizeof(params),
+	         "messages[0][touserid]=%s&messages[0][text]=%s&messages[0][textformat]=2", who,
+	         msg);
+	if (post(m, "core_message_send_instant_messages", params, on_sent, s) != 0) {
 		free(s);
 		err_set(&e, "%s: busy", m->env->cfg->name);
 		done(ud, &e);

@@ -114,21 +114,9 @@ static void fetch_orders(struct pretix *p)
 {
 	char what[160];
 	if (p->since[0]) {
-		/* the time is ISO 8601; its + must be encoded */
+		/* the time is ISO 8601: its + and : must be encoded */
 		char enc[128];
-		size_t k = 0;
-		for (const char *s = p->since; *s && k + 4 < sizeof(enc); s++) {
-			if (*s == '+') {
-				memcpy(enc + k, "%2B", 3);
-				k += 3;
-			} else if (*s == ':') {
-				memcpy(enc + k, "%3A", 3);
-				k += 3;
-			} else {
-				enc[k++] = *s;
-			}
-		}
-		enc[k] = '\0';
+		fetch_escape(enc, sizeof(enc), p->since);
 		snprintf(what, sizeof(what), "orders/?modified_since=%s", enc);
 	} else {
 		snprintf(what, sizeof(what), "orders/");
