@@ -139,7 +139,11 @@ static void test_outbox_kill9(void **state)
 		                       "SELECT coalesce(string_agg(DISTINCT last_error, ' | '), "
 		                       "'') FROM outbox WHERE state <> 'done'",
 		                       0);
-		fail_msg("%ld of 1000 done; errors: %s", done, e ? e : "");
+		char *simerr = th_read(sdir, "stderr");
+		size_t n = strlen(simerr);
+		fail_msg("%ld of 1000 done; errors: %s\nsimulator (%s): %s", done, e ? e : "",
+		         kill(sim, 0) == 0 ? "running" : "gone",
+		         n > 3000 ? simerr + n - 3000 : simerr);
 	}
 	assert_int_equal(count_sql(db, "SELECT count(*) FROM outbox WHERE state = 'parked'"), 0);
 	/* the crash left claimed rows behind, and they were taken again after their lease */
