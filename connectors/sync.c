@@ -101,8 +101,11 @@ static void on_recorded(struct run *r, PGresult *res, const struct err *err)
 	step(r);
 }
 
-static void fail(struct run *r, const char *why)
+static void fail(struct run *r, const char *reason)
 {
+	/* a source may quote anything back, a token included: never print or keep one */
+	char *scrubbed = secret_scrub(reason);
+	const char *why = scrubbed ? scrubbed : reason;
 	r->failed++;
 	say(r, "%s: FAILED: %s\n", r->src->name, why);
 	log_warn("sync", "sync failed; nothing changed", "source", r->src->name, "error", why);
@@ -112,6 +115,7 @@ static void fail(struct run *r, const char *why)
 	if (r->o.dry_run || query(r, "SELECT cb_sync_failed($1, $2::timestamptz, $3)", 3, params,
 	                          on_recorded, &err) != 0)
 		step(r);
+	free(scrubbed);
 }
 
 /* "12 people (2 new, 1 changed)" for one list of the report */

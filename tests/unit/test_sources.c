@@ -421,6 +421,37 @@ static void test_sync_roster_file(void **state)
 	th_sim_stop(sim);
 }
 
+/* A source's error quoting a secret back: printed and recorded redacted. */
+static void test_sync_error_scrubbed(void **state)
+{
+	char db[1024], cfgtext[1024], roster[512], dir[64], envdb[1100];
+	th_fresh_db(db, sizeof(db));
+	snprintf(roster, sizeof(roster), "%s/roster.csv", th_tmpdir());
+	write_text(roster, "id,status\n1,tok-9f8e7d6c5b\n");
+	snprintf(cfgtext, sizeof(cfgtext),
+	         "{\"sources\": [{\"name\": \"roster\", \"type\": \"roster_file\", \"path\": "
+	         "\"%s\", \"token_env\": \"ROSTER_TOKEN\"}]}",
+	         roster);
+	const char *cfg = th_write_file(0, "cohortbridge.json", cfgtext);
+	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", db);
+	const char *env[] = {envdb, "ROSTER_TOKEN=tok-9f8e7d6c5b", NULL};
+	const char *argv[] = {"cohortbridge", "--config", cfg, "sync", NULL};
+	assert_int_equal(th_run(argv, env, dir, sizeof(dir)), 1);
+	char *out = th_read(dir, "stdout"), *err = th_read(dir, "stderr");
+	assert_non_null(strstr(out, "roster: FAILED: "));
+	assert_non_null(strstr(out, "<redacted>"));
+	assert_null(strstr(out, "tok-9f8e7d6c5b"));
+	assert_null(strstr(err, "tok-9f8e7d6c5b"));
+	free(out);
+	free(err);
+	assert_int_equal(count(db, "SELECT count(*) FROM source_syncs WHERE error LIKE "
+	                           "'%tok-9f8e7d6c5b%'"),
+	                 0);
+	assert_int_equal(count(db, "SELECT count(*) FROM source_syncs WHERE error LIKE "
+	                           "'%<redacted>%'"),
+	                 1);
+}
+
 /* --- the fake Canvas, Moodle and pretix of discord-sim ------------------------------------ */
 
 struct fakes {
@@ -805,10 +836,10 @@ static void test_fuzz_short(void **state)
 GROUP(group_sources)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_roster_csv),        cmocka_unit_test(test_roster_json),
-	    cmocka_unit_test(test_pretix_orders),     cmocka_unit_test(test_sync_roster_file),
-	    cmocka_unit_test(test_sync_fake_sources), cmocka_unit_test(test_send_messages),
-	    cmocka_unit_test(test_fuzz_short),
+	    cmocka_unit_test(test_roster_csv),          cmocka_unit_test(test_roster_json),
+	    cmocka_unit_test(test_pretix_orders),       cmocka_unit_test(test_sync_roster_file),
+	    cmocka_unit_test(test_sync_error_scrubbed), cmocka_unit_test(test_sync_fake_sources),
+	    cmocka_unit_test(test_send_messages),       cmocka_unit_test(test_fuzz_short),
 	};
 	return RUN_GROUP(tests);
 }
