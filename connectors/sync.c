@@ -365,7 +365,8 @@ struct sync_sched {
 	struct db *db;
 	struct httpc *http;
 	const struct config *cfg;
-	struct config *retired; /* replaced while a sync used it: freed when that one ends */
+	const struct config *run_cfg; /* the one the sync under way reads */
+	struct config *retired;       /* run_cfg, replaced meanwhile: freed when the sync ends */
 	struct sched_source *src;
 	size_t n;
 	uv_timer_t timer;
@@ -415,6 +416,7 @@ static void sched_tick(uv_timer_t *t)
 		struct sync_opts o = {s->running_name, false, NULL};
 		/* a placeholder: sched_done may run before sync_sources returns */
 		s->running = (struct sync_run *)s;
+		s->run_cfg = s->cfg;
 		struct sync_run *r =
 		    sync_sources(s->loop, s->db, s->http, s->cfg, &o, sched_done, s);
 		if (s->running)
@@ -467,11 +469,9 @@ struct config *sync_sched_reload(struct sync_sched *s, const struct config *nc, 
 	if (!s)
 		return old;
 	sched_adopt(s, nc);
-	if (!s->running)
+	if (!s->running || old != s->run_cfg)
 		return old;
-	/* the sync under way still reads the old one */
-	if (s->retired)
-		config_free(s->retired);
+	/* the sync under way still reads it */
 	s->retired = old;
 	return NULL;
 }
