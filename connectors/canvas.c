@@ -26,8 +26,6 @@ struct canvas {
 	json_t *courses; /* ids as strings */
 	size_t course;
 	enum step step;
-	json_t *page_items; /* what the current list gathered */
-	unsigned pages;
 	/* gathered per course, then folded into the snapshot */
 	json_t *sections, *enrollments, *users, *assignments, *submissions;
 	json_t *snap;
@@ -57,59 +55,29 @@ static const char *id_str(const json_t *v, char *buf, size_t size)
 	return NULL;
 }
 
-static void on_page(void *ud, const struct httpc_response *resp, const struct err *err)
+/* the next incremental fetch counts from Canvas's clock, not ours */
+static void on_first_page(void *ud, const struct httpc_response *resp)
+{
+	struct canvas *c = ud;
+	char date[64];
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	if (c->server_started)
+		return;
+	c->server_started = 1;
+	if (httpc_header(resp, "Date", date, sizeof(date)) &&
+	    strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
+		time_t t = timegm(&tm) - 300;
+		gmtime_r(&t, &tm);
+		strftime(c->started, sizeof(c->started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+}
+
+static void on_list(void *ud, json_t *items, unsigned pages, const struct err *err)
 {
 	struct canvas *c = ud;
 	if (err) {
 		fail(c, err);
-		return;
-	}
-	struct err e = {0};
-	json_t *j = fetch_json(c->f, resp, &e);
-	if (!j) {
-		fail(c, &e);
-		return;
-	}
-	if (!json_is_array(j)) {
-		json_decref(j);
-		err_set(&e, "%s: expected a list from Canvas", c->env->cfg->name);
-		fail(c, &e);
-		return;
-	}
-	json_array_extend(c->page_items, j);
-	json_decref(j);
-	c->pages++;
-	if (!c->server_started) {
-		/* the next incremental fetch counts from Canvas's clock, not ours */
-		char date[64];
-		struct tm tm;
-		memset(&tm, 0, sizeof(tm));
-		if (httpc_header(resp, "Date", date, sizeof(date)) &&
-		    strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
-			time_t t = timegm(&tm) - 300;
-			gmtime_r(&t, &tm);
-			strftime(c->started, sizeof(c->started), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		}
-		c->server_started = 1;
-	}
-	char next[2048];
-	int rc = fetch_link_next(c->f, resp, next, sizeof(next), &e);
-	if (rc < 0) {
-		fail(c, &e);
-		return;
-	}
-	if (rc > 0) {
-		if (c->env->progress && c->pages % 10 == 0) {
-			char line[128];
-			snprintf(line, sizeof(line), "%u pages, %zu records so far", c->pages,
-			         json_array_size(c->page_items));
-			c->env->progress(c->env->progress_ud, line);
-		}
-		struct fetch_req rq = {.url = next, .expect = "json"};
-		if (fetch(c->f, &rq, on_page, c) != 0) {
-			err_set(&e, "%s: cannot start a request", c->env->cfg->name);
-			fail(c, &e);
-		}
 		return;
 	}
 	/* the whole list: keep it for the step */
@@ -120,33 +88,28 @@ static void on_page(void *ud, const struct httpc_response *resp, const struct er
 		size_t i;
 		json_t *o;
 		char b[32];
-		json_array_foreach(c->page_items, i, o) {
+		json_array_foreach(items, i, o) {
 			const char *id = id_str(json_object_get(o, "id"), b, sizeof(b));
 			if (id)
 				json_array_append_new(ids, json_string(id));
 		}
-		json_decref(c->page_items);
-		c->page_items = NULL;
+		json_decref(items);
 		c->courses = ids;
 	} else {
 		json_decref(*slot[c->step]);
-		*slot[c->step] = c->page_items;
-		c->page_items = NULL;
+		*slot[c->step] = items;
 	}
 	c->step++;
 	next_step(c);
 }
 
-static void get_list(struct canvas *c, const char *path_and_query)
+static void get_list(struct canvas *c, const char *path_and_query, const char *what)
 {
 	char url[2048];
 	snprintf(url, sizeof(url), "%s%s%sper_page=50", c->base, path_and_query,
 	         strchr(path_and_query, '?') ? "&" : "?");
-	json_decref(c->page_items);
-	c->page_items = json_array();
-	c->pages = 0;
-	struct fetch_req rq = {.url = url, .expect = "json"};
-	if (fetch(c->f, &rq, on_page, c) != 0) {
+	struct fetch_list l = {.url = url, .what = what, .first = on_first_page};
+	if (fetch_list(c->f, &l, on_list, c) != 0) {
 		struct err e;
 		err_set(&e, "%s: cannot start a request", c->env->cfg->name);
 		fail(c, &e);
@@ -303,34 +266,34 @@ static void next_step(struct canvas *c)
 	const char *course = json_string_value(json_array_get(c->courses, c->course));
 	switch (c->step) {
 	case S_COURSES:
-		get_list(c, "/courses");
+		get_list(c, "/courses", "courses");
 		return;
 	case S_SECTIONS:
 		snprintf(path, sizeof(path), "/courses/%s/sections", course);
-		get_list(c, path);
+		get_list(c, path, "sections");
 		return;
 	case S_ENROLLMENTS:
 		snprintf(path, sizeof(path),
 		         "/courses/%s/enrollments?type[]=StudentEnrollment&state[]=active&state[]="
 		         "invited&state[]=inactive&state[]=completed&state[]=deleted",
 		         course);
-		get_list(c, path);
+		get_list(c, path, "enrollments");
 		return;
 	case S_USERS:
 		snprintf(path, sizeof(path),
 		         "/courses/%s/users?include[]=email&enrollment_type[]=student", course);
-		get_list(c, path);
+		get_list(c, path, "students");
 		return;
 	case S_ASSIGNMENTS:
 		snprintf(path, sizeof(path),
 		         "/courses/%s/assignments?include[]=overrides&include[]=all_dates", course);
-		get_list(c, path);
+		get_list(c, path, "assignments");
 		return;
 	case S_SUBMISSIONS:
 		snprintf(path, sizeof(path),
 		         "/courses/%s/students/submissions?student_ids[]=all%s%s", course,
 		         c->since[0] ? "&submitted_since=" : "", c->since);
-		get_list(c, path);
+		get_list(c, path, "submissions");
 		return;
 	case S_DONE:
 		break;
@@ -484,7 +447,6 @@ static void cv_free(void *p)
 		return;
 	fetcher_free(c->f);
 	json_decref(c->courses);
-	json_decref(c->page_items);
 	json_decref(c->sections);
 	json_decref(c->enrollments);
 	json_decref(c->users);

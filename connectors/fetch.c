@@ -26,6 +26,13 @@ struct fetcher {
 	void *ud;
 	unsigned failures, throttles;
 	uint64_t next_at; /* the source's own budget asks to wait until then (loop ms) */
+	/* the list in progress (fetch_list) */
+	void (*list_first)(void *ud, const struct httpc_response *resp);
+	char *list_items_key, *list_next_key, *list_what;
+	fetch_list_cb list_cb;
+	void *list_ud;
+	json_t *list_items;
+	unsigned list_pages;
 };
 
 static double jitter(void)
@@ -110,11 +117,23 @@ static void clear_request(struct fetcher *f)
 	f->busy = 0;
 }
 
+static void clear_list(struct fetcher *f)
+{
+	free(f->list_items_key);
+	free(f->list_next_key);
+	free(f->list_what);
+	json_decref(f->list_items);
+	f->list_items_key = f->list_next_key = f->list_what = NULL;
+	f->list_items = NULL;
+	f->list_cb = NULL;
+}
+
 static void release(struct fetcher *f)
 {
 	if (!f->freed || f->inflight || f->timer_open)
 		return;
 	clear_request(f);
+	clear_list(f);
 	for (char **h = f->headers; h && *h; h++) {
 		/* the token is in here: leave no copy behind */
 		memset(*h, 0, strlen(*h));
@@ -410,4 +429,125 @@ void fetch_escape(char *out, size_t cap, const char *s)
 		}
 	}
 	out[n] = '\0';
+}
+
+/* --- paginated lists ------------------------------------------------------------------------ */
+
+static const json_t *at_path(const json_t *j, const char *path)
+{
+	char key[64];
+	while (j && *path) {
+		size_t n = strcspn(path, ".");
+		if (n >= sizeof(key))
+			return NULL;
+		memcpy(key, path, n);
+		key[n] = '\0';
+		j = json_object_get(j, key);
+		path += n + (path[n] == '.');
+	}
+	return j;
+}
+
+static void list_end(struct fetcher *f, const struct err *err)
+{
+	fetch_list_cb cb = f->list_cb;
+	void *ud = f->list_ud;
+	json_t *items = err ? NULL : f->list_items;
+	unsigned pages = f->list_pages;
+	if (!err)
+		f->list_items = NULL;
+	clear_list(f);
+	cb(ud, items, pages, err);
+}
+
+static void on_list_page(void *ud, const struct httpc_response *resp, const struct err *err)
+{
+	struct fetcher *f = ud;
+	struct err e = {0};
+	if (err) {
+		list_end(f, err);
+		return;
+	}
+	json_t *j = fetch_json(f, resp, &e);
+	if (!j) {
+		list_end(f, &e);
+		return;
+	}
+	const json_t *items = f->list_items_key ? at_path(j, f->list_items_key) : j;
+	if (!json_is_array(items)) {
+		err_set(&e, "%s: expected a list of %s%s%s%s", f->env->cfg->name, f->list_what,
+		        f->list_items_key ? " under \"" : "",
+		        f->list_items_key ? f->list_items_key : "", f->list_items_key ? "\"" : "");
+		json_decref(j);
+		list_end(f, &e);
+		return;
+	}
+	if (f->list_pages++ == 0 && f->list_first)
+		f->list_first(f->list_ud, resp);
+	json_array_extend(f->list_items, (json_t *)items);
+	char next[2048];
+	int rc = 0;
+	if (!f->list_next_key) {
+		rc = fetch_link_next(f, resp, next, sizeof(next), &e);
+	} else {
+		const char *u = json_string_value(at_path(j, f->list_next_key));
+		if (u && strlen(u) >= sizeof(next)) {
+			rc = err_set(&e, "a next-page link longer than %zu bytes", sizeof(next));
+		} else if (u && !fetch_same_origin(f, u)) {
+			char b[300];
+			rc = err_set(&e,
+			             "the next page is on another host (%s); not following it with "
+			             "the source's token",
+			             shown(u, b, sizeof(b)));
+		} else if (u) {
+			snprintf(next, sizeof(next), "%s", u);
+			rc = 1;
+		}
+	}
+	long long count = json_integer_value(json_object_get(j, "count"));
+	json_decref(j);
+	if (rc < 0) {
+		list_end(f, &e);
+		return;
+	}
+	if (rc == 0) {
+		list_end(f, NULL);
+		return;
+	}
+	if (f->env->progress && f->list_pages % 10 == 0) {
+		char line[160];
+		if (count > 0)
+			snprintf(line, sizeof(line), "%zu of %lld %s", json_array_size(f->list_items),
+			         count, f->list_what);
+		else
+			snprintf(line, sizeof(line), "%zu %s so far (%u pages)",
+			         json_array_size(f->list_items), f->list_what, f->list_pages);
+		f->env->progress(f->env->progress_ud, line);
+	}
+	struct fetch_req rq = {.url = next, .expect = "json"};
+	if (fetch(f, &rq, on_list_page, f) != 0) {
+		err_set(&e, "%s: cannot start a request", f->env->cfg->name);
+		list_end(f, &e);
+	}
+}
+
+int fetch_list(struct fetcher *f, const struct fetch_list *l, fetch_list_cb cb, void *ud)
+{
+	if (f->busy || f->freed || f->list_cb)
+		return -1;
+	f->list_first = l->first;
+	f->list_items_key = strdup_or_null(l->items_key);
+	f->list_next_key = strdup_or_null(l->next_key);
+	f->list_what = strdup(l->what ? l->what : "items");
+	f->list_items = json_array();
+	f->list_pages = 0;
+	f->list_cb = cb;
+	f->list_ud = ud;
+	struct fetch_req rq = {.url = l->url, .expect = "json"};
+	if (!f->list_what || !f->list_items || (l->items_key && !f->list_items_key) ||
+	    (l->next_key && !f->list_next_key) || fetch(f, &rq, on_list_page, f) != 0) {
+		clear_list(f);
+		return -1;
+	}
+	return 0;
 }

@@ -52,6 +52,24 @@ int fetch_link_next(const struct fetcher *f, const struct httpc_response *resp, 
 /* The same check for a URL found in a body (pretix's absolute "next"). */
 int fetch_same_origin(const struct fetcher *f, const char *url);
 
+/* A paginated list, every page's items gathered into one array. The items are the body
+ * itself (a JSON array) or the array at items_key; the next page is the Link header's
+ * rel="next" (Canvas) or, with next_key, the URL at that dotted path of the body ("next" for
+ * pretix, "meta.pagination.next" for Canvas's JSON-API lists), in both cases only on the
+ * source's own host. Every tenth page is reported through the source's progress callback. */
+struct fetch_list {
+	const char *url;
+	const char *items_key; /* NULL: the body is the list */
+	const char *next_key;  /* NULL: the Link header */
+	const char *what;      /* for progress lines and errors: "orders", "enrollments" */
+	/* the first page's answer, for headers that date the whole list (Date,
+	 * X-Page-Generated) */
+	void (*first)(void *ud, const struct httpc_response *resp);
+};
+/* items: the whole list (taken by the callee), or NULL and err. */
+typedef void (*fetch_list_cb)(void *ud, json_t *items, unsigned pages, const struct err *err);
+int fetch_list(struct fetcher *f, const struct fetch_list *l, fetch_list_cb cb, void *ud);
+
 /* s percent-encoded for a form or a query, cut short (never mid-escape) to fit cap. */
 void fetch_escape(char *out, size_t cap, const char *s);
 

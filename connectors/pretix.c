@@ -21,7 +21,6 @@ struct pretix {
 	int step; /* 0 items, 1 orders */
 	json_t *items, *orders;
 	json_t **into;
-	unsigned pages;
 	char generated[64], since[64];
 };
 
@@ -36,59 +35,22 @@ static void fail(struct pretix *p, const struct err *err)
 static void fetch_orders(struct pretix *p);
 static void finish(struct pretix *p);
 
-static void on_page(void *ud, const struct httpc_response *resp, const struct err *err)
+static void on_first_page(void *ud, const struct httpc_response *resp)
 {
 	struct pretix *p = ud;
-	struct err e = {0};
+	char g[64];
+	if (p->step == 1 && httpc_header(resp, "X-Page-Generated", g, sizeof(g)))
+		snprintf(p->generated, sizeof(p->generated), "%s", g);
+}
+
+static void on_list(void *ud, json_t *items, unsigned pages, const struct err *err)
+{
+	struct pretix *p = ud;
 	if (err) {
 		fail(p, err);
 		return;
 	}
-	json_t *j = fetch_json(p->f, resp, &e);
-	if (!j) {
-		fail(p, &e);
-		return;
-	}
-	json_t *results = json_object_get(j, "results");
-	if (!json_is_array(results)) {
-		json_decref(j);
-		err_set(&e, "%s: expected a list with \"results\" from pretix", p->env->cfg->name);
-		fail(p, &e);
-		return;
-	}
-	if (p->step == 1 && p->pages == 0) {
-		char g[64];
-		if (httpc_header(resp, "X-Page-Generated", g, sizeof(g)))
-			snprintf(p->generated, sizeof(p->generated), "%s", g);
-	}
-	json_array_extend(*p->into, results);
-	p->pages++;
-	const char *next = json_string_value(json_object_get(j, "next"));
-	if (next && !fetch_same_origin(p->f, next)) {
-		err_set(&e, "%s: the next page is on another host; not following it with the token",
-		        p->env->cfg->name);
-		json_decref(j);
-		fail(p, &e);
-		return;
-	}
-	if (next) {
-		if (p->env->progress && p->pages % 10 == 0) {
-			char line[128];
-			long long count = json_integer_value(json_object_get(j, "count"));
-			snprintf(line, sizeof(line), "%zu of %lld %s", json_array_size(*p->into),
-			         count, p->step ? "orders" : "items");
-			p->env->progress(p->env->progress_ud, line);
-		}
-		struct fetch_req rq = {.url = next, .expect = "json"};
-		int rc = fetch(p->f, &rq, on_page, p);
-		json_decref(j);
-		if (rc != 0) {
-			err_set(&e, "%s: cannot start a request", p->env->cfg->name);
-			fail(p, &e);
-		}
-		return;
-	}
-	json_decref(j);
+	*p->into = items;
 	if (p->step++ == 0)
 		fetch_orders(p);
 	else
@@ -99,11 +61,13 @@ static void get_list(struct pretix *p, const char *what, json_t **into)
 {
 	char url[1024];
 	snprintf(url, sizeof(url), "%s/%s", p->base, what);
-	*into = json_array();
 	p->into = into;
-	p->pages = 0;
-	struct fetch_req rq = {.url = url, .expect = "json"};
-	if (fetch(p->f, &rq, on_page, p) != 0) {
+	struct fetch_list l = {.url = url,
+	                       .items_key = "results",
+	                       .next_key = "next",
+	                       .what = p->step ? "orders" : "items",
+	                       .first = on_first_page};
+	if (fetch_list(p->f, &l, on_list, p) != 0) {
 		struct err e;
 		err_set(&e, "%s: cannot start a request", p->env->cfg->name);
 		fail(p, &e);
