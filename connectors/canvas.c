@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "canvas.h"
 #include "connector.h"
 #include "fetch.h"
 
@@ -142,6 +143,24 @@ static const json_t *later(const json_t *a, const json_t *b)
 	return strcmp(json_string_value(a), json_string_value(b)) >= 0 ? a : b;
 }
 
+const json_t *canvas_due_at(const json_t *base, const json_t *overrides, const char *student,
+                            const char *section)
+{
+	const json_t *best = NULL;
+	size_t k;
+	json_t *ov;
+	if (!json_is_string(base))
+		base = json_null();
+	json_array_foreach(overrides, k, ov) {
+		if (!applies(ov, student, section))
+			continue;
+		json_t *d = json_object_get(ov, "due_at");
+		const json_t *date = !d ? base : (json_is_string(d) ? d : json_null());
+		best = best ? later(best, date) : date;
+	}
+	return best ? best : base;
+}
+
 static void fold_course(struct canvas *c, const char *course)
 {
 	json_t *people = json_object_get(c->snap, "people"),
@@ -151,7 +170,7 @@ static void fold_course(struct canvas *c, const char *course)
 	       *subs = json_object_get(c->snap, "submissions");
 	json_t *section_names = json_object(), *student_section = json_object(),
 	       *cached = json_object();
-	size_t i, k;
+	size_t i;
 	json_t *o, *x;
 	char b1[32], b2[32];
 
@@ -236,19 +255,8 @@ static void fold_course(struct canvas *c, const char *course)
 			char key[80];
 			snprintf(key, sizeof(key), "%s/%s", aid, uid);
 			const json_t *due = json_object_get(cached, key);
-			if (!due) {
-				const json_t *best = NULL;
-				json_t *ov;
-				json_array_foreach(ovs, k, ov) {
-					if (!applies(ov, uid, json_string_value(x)))
-						continue;
-					json_t *d = json_object_get(ov, "due_at");
-					const json_t *date =
-					    !d ? base : (json_is_string(d) ? d : json_null());
-					best = best ? later(best, date) : date;
-				}
-				due = best ? best : base;
-			}
+			if (!due)
+				due = canvas_due_at(base, ovs, uid, json_string_value(x));
 			json_array_append_new(dues, json_pack("{s:s, s:s, s:O}", "assignment", aid,
 			                                      "person", uid, "due_at", due));
 		}

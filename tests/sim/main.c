@@ -14,6 +14,7 @@ static const char usage[] =
     "usage: discord-sim --listen 127.0.0.1:PORT [--token TOKEN] [--world FILE] [--record FILE]\n"
     "                   [--ratelimits discord|fast|off] [--seed N] [--heartbeat-ms N]\n"
     "                   [--learners N] [--sources-file FILE] [--source-token TOKEN]\n"
+    "                   [--canvas-mocks DIR]\n"
     "\n"
     "A local Discord (API v10): REST under /api/v10, the gateway (WebSocket, zlib-stream),\n"
     "and a control API under /_sim for tests; and on the same port fake Canvas (/canvas),\n"
@@ -32,7 +33,9 @@ static const char usage[] =
     "  --learners N         learners on the fake sources' campus (default 40)\n"
     "  --sources-file FILE  the fake sources' campus from a file (the shape GET /_sim/sources\n"
     "                       prints) instead of a generated one\n"
-    "  --source-token TOKEN the token the fake sources want (default: source-token)\n";
+    "  --source-token TOKEN the token the fake sources want (default: source-token)\n"
+    "  --canvas-mocks DIR   serve the Canvas request mocks in DIR (maps of {name: {method,\n"
+    "                       endpoint, data, headers, status_code}}) under /canvas/mocks\n";
 
 /* Per connection. HTTP requests use the fields here; WebSocket connections keep their gateway
  * state behind gw (allocated by gateway.c). */
@@ -460,6 +463,8 @@ int main(int argc, char **argv)
 			sim.opts.sources_file = v;
 		else if (strcmp(a, "--source-token") == 0)
 			sim.opts.source_token = v;
+		else if (strcmp(a, "--canvas-mocks") == 0)
+			sim.opts.canvas_mocks = v;
 		else if (strcmp(a, "--ratelimits") == 0) {
 			if (strcmp(v, "discord") == 0)
 				sim.opts.ratelimits = RL_DISCORD;

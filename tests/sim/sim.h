@@ -109,6 +109,7 @@ struct sim_opts {
 	int learners;
 	const char *sources_file;
 	const char *source_token;
+	const char *canvas_mocks; /* a directory of Canvas request mocks */
 };
 
 struct sim {

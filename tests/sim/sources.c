@@ -744,12 +744,15 @@ int src_init(char *err, size_t errsize)
 	st.log = json_array();
 	st.interned = json_object();
 	clear_state();
+	if (sim.opts.canvas_mocks && canvas_mocks_load(sim.opts.canvas_mocks, err, errsize) != 0)
+		return -1;
 	return load_campus(-1, err, errsize);
 }
 
 void src_free(void)
 {
 	campus_free();
+	canvas_mocks_free();
 	json_decref(st.log);
 	json_decref(st.interned);
 	st.log = st.interned = NULL;

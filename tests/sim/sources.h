@@ -109,6 +109,10 @@ uint64_t campus_canvas_due(json_t *assignment, json_int_t user_id, json_int_t se
 
 /* The three fakes. */
 void canvas_handle(struct src_req *r);
+/* sources_mocks.c: Canvas request mocks loaded from a directory */
+int canvas_mocks_load(const char *dir, char *err, size_t errsize);
+void canvas_mocks_free(void);
+void canvas_mocks_handle(struct src_req *r, const char *endpoint);
 void moodle_handle(struct src_req *r);
 void pretix_handle(struct src_req *r);
 /* Throttles run on the real, monotonic clock even when --seed makes the sources' clock

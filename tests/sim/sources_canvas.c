@@ -812,6 +812,10 @@ void canvas_handle(struct src_req *r)
 	}
 	if (throttled(r))
 		return;
+	if (strncmp(p, "/mocks/api/v1/", 14) == 0) {
+		canvas_mocks_handle(r, p + 14);
+		return;
+	}
 	if (strncmp(p, "/api/v1/", 8) != 0) {
 		errors(r, 404, not_found);
 		return;

@@ -7,7 +7,9 @@
 #include <uv.h>
 
 #include "helpers.h"
+#include "canvas.h"
 #include "connector.h"
+#include "fetch.h"
 #include "pretix.h"
 #include "roster_file.h"
 
@@ -809,6 +811,149 @@ static void test_send_messages(void **state)
 	th_sim_stop(sim);
 }
 
+/* The Canvas request mocks of a Canvas client's test suite, served by the simulator: every
+ * shape of paginated list (Link headers, a next link in the body, none), the overrides of an
+ * assignment over two pages, and Canvas's rule for a student's due date among overrides. */
+struct listed {
+	int done;
+	json_t *items;
+	unsigned pages;
+	char err[512];
+};
+
+static void on_listed(void *ud, json_t *items, unsigned pages, const struct err *err)
+{
+	struct listed *l = ud;
+	l->done = 1;
+	l->items = items;
+	l->pages = pages;
+	snprintf(l->err, sizeof(l->err), "%s", err ? err->msg : "");
+}
+
+static void list_mock(struct fetcher *f, uv_loop_t *loop, const char *url,
+                      const char *items_key, const char *next_key, struct listed *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct fetch_list l = {.url = url, .items_key = items_key, .next_key = next_key};
+	assert_int_equal(fetch_list(f, &l, on_listed, out), 0);
+	while (!out->done)
+		uv_run(loop, UV_RUN_ONCE);
+}
+
+/* "1,2,3" from the items' ids */
+static void ids_of(json_t *items, char *buf, size_t size)
+{
+	size_t i, n = 0;
+	json_t *o;
+	buf[0] = '\0';
+	json_array_foreach(items, i, o) {
+		char one[32];
+		json_t *id = json_object_get(o, "id");
+		if (json_is_string(id))
+			snprintf(one, sizeof(one), "%s", json_string_value(id));
+		else
+			snprintf(one, sizeof(one), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+		n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? "," : "", one);
+	}
+}
+
+static void test_canvas_mocks(void **state)
+{
+	char simdir[64], site[128], url[256], ids[256];
+	int port;
+	const char *args[] = {"--canvas-mocks", "tests/fixtures/canvas", NULL};
+	pid_t sim = th_sim_start(args, &port, simdir, sizeof(simdir));
+	snprintf(site, sizeof(site), "http://127.0.0.1:%d/canvas/mocks/api/v1", port);
+	uv_loop_t *loop = uv_default_loop();
+	struct err err = {0};
+	struct httpc *h = httpc_new(loop, &err);
+	struct source_cfg cfg = {
+	    .name = "mocks", .type = "canvas", .url = site, .token_env = "T", .extra = json_object()};
+	json_t *cursor = json_object();
+	struct source_env env = {loop, h, &cfg, "source-token", cursor, NULL, NULL};
+	struct fetcher *f = fetcher_new(&env, FETCH_AUTH_BEARER, NULL);
+	assert_non_null(f);
+
+	static const struct {
+		const char *endpoint, *items_key, *next_key, *ids;
+		unsigned pages;
+	} lists[] = {
+	    {"empty_list", NULL, NULL, "", 1},
+	    {"single_item", NULL, NULL, "1", 1},
+	    {"two_objects_one_page", NULL, NULL, "1,2", 1},
+	    {"four_objects_two_pages?per_page=2", NULL, NULL, "1,2,3,4", 2},
+	    {"six_objects_three_pages", NULL, NULL, "1,2,3,4,5,6", 3},
+	    {"no_header_four_objects_two_pages", "assessments", "meta.pagination.next", "1,2,3,4",
+	     2},
+	    {"no_header_no_next_key", "assessments", "meta.pagination.next", "1,2", 1},
+	    {"courses", NULL, NULL, "1,2,3,4", 2},
+	    {"courses/1/sections", NULL, NULL, "1,2,3,4", 2},
+	    {"courses/1/assignments", NULL, NULL, "1,2,3,4", 2},
+	    {"courses/1/assignments/overrides", NULL, NULL, "1,20", 2},
+	    {"courses/1/assignments/1/overrides", NULL, NULL, "1,2,3,2", 2},
+	};
+	struct listed l;
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		snprintf(url, sizeof(url), "%s/%s", site, lists[i].endpoint);
+		list_mock(f, loop, url, lists[i].items_key, lists[i].next_key, &l);
+		if (l.err[0])
+			fail_msg("%s: %s", lists[i].endpoint, l.err);
+		ids_of(l.items, ids, sizeof(ids));
+		if (strcmp(ids, lists[i].ids) != 0 || l.pages != lists[i].pages)
+			fail_msg("%s: ids [%s] in %u pages, want [%s] in %u", lists[i].endpoint, ids,
+			         l.pages, lists[i].ids, lists[i].pages);
+		if (i != sizeof(lists) / sizeof(lists[0]) - 1)
+			json_decref(l.items);
+	}
+	json_t *overrides = l.items;
+
+	/* the mocks' own links point at their site: the token does not follow them there */
+	snprintf(url, sizeof(url), "%s/four_objects_two_pages?keep_links=1", site);
+	list_mock(f, loop, url, NULL, NULL, &l);
+	assert_null(l.items);
+	assert_non_null(strstr(l.err, "the next page is on another host "
+	                              "(https://example.com/api/v1/four_objects_two_pages)"));
+	/* an object where a list belongs */
+	snprintf(url, sizeof(url), "%s/courses/1/assignments/1", site);
+	list_mock(f, loop, url, NULL, NULL, &l);
+	assert_null(l.items);
+	assert_non_null(strstr(l.err, "mocks: expected a list of items"));
+
+	/* Overrides without a due_at (all of the mocks') inherit the assignment's date */
+	json_t *base = json_string("2024-05-01T23:59:00Z"), *none = json_null();
+	assert_ptr_equal(canvas_due_at(base, overrides, "1", "1"), base);
+	assert_ptr_equal(canvas_due_at(base, overrides, "7", "2"), base);
+	assert_ptr_equal(canvas_due_at(none, overrides, "7", "2"), none);
+	/* the same overrides with dates: the latest that applies wins, no date beats any */
+	json_object_set_new(json_array_get(overrides, 2), "due_at",
+	                    json_string("2024-05-08T23:59:00Z")); /* students 4, 5, 6 */
+	json_object_set_new(json_array_get(overrides, 3), "due_at",
+	                    json_string("2024-05-03T23:59:00Z")); /* student 7 */
+	json_object_set_new(json_array_get(overrides, 0), "due_at", json_null()); /* student 1 */
+	for (size_t i = 0; i < json_array_size(overrides); i++) /* not for a section */
+		json_object_set_new(json_array_get(overrides, i), "course_section_id",
+		                    json_integer(90 + (json_int_t)i));
+	assert_string_equal(json_string_value(canvas_due_at(base, overrides, "4", "2")),
+	                    "2024-05-08T23:59:00Z");
+	assert_string_equal(json_string_value(canvas_due_at(base, overrides, "7", "2")),
+	                    "2024-05-03T23:59:00Z");
+	assert_true(json_is_null(canvas_due_at(base, overrides, "1", "2")));
+	assert_ptr_equal(canvas_due_at(base, overrides, "9", "2"), base);
+	/* by section: students 2, 3 (override 2, no date of its own) and section 93's date */
+	assert_string_equal(json_string_value(canvas_due_at(base, overrides, "2", "93")),
+	                    "2024-05-03T23:59:00Z");
+	assert_ptr_equal(canvas_due_at(base, overrides, "2", "2"), base);
+
+	json_decref(base);
+	json_decref(overrides);
+	fetcher_free(f);
+	httpc_close(h);
+	uv_run(loop, UV_RUN_DEFAULT);
+	json_decref(cursor);
+	json_decref(cfg.extra);
+	th_sim_stop(sim);
+}
+
 /* The libFuzzer targets (built by make test), a short run each from the seed corpus. */
 static void test_fuzz_short(void **state)
 {
@@ -839,7 +984,8 @@ GROUP(group_sources)
 	    cmocka_unit_test(test_roster_csv),          cmocka_unit_test(test_roster_json),
 	    cmocka_unit_test(test_pretix_orders),       cmocka_unit_test(test_sync_roster_file),
 	    cmocka_unit_test(test_sync_error_scrubbed), cmocka_unit_test(test_sync_fake_sources),
-	    cmocka_unit_test(test_send_messages),       cmocka_unit_test(test_fuzz_short),
+	    cmocka_unit_test(test_send_messages),
+	    cmocka_unit_test(test_canvas_mocks),       cmocka_unit_test(test_fuzz_short),
 	};
 	return RUN_GROUP(tests);
 }
