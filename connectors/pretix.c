@@ -128,6 +128,36 @@ static void add_memberships(json_t *members, const char *person, const json_t *p
 	}
 }
 
+/* A ticket's check-ins as the position lists them: when it first entered (exits do not
+ * count) and on which check-in lists. */
+static void add_checkins(json_t *extra, const json_t *checkins)
+{
+	const char *first = NULL;
+	json_t *lists = json_array();
+	size_t i;
+	json_t *c;
+	json_array_foreach(checkins, i, c) {
+		const char *type = json_string_value(json_object_get(c, "type"));
+		const char *at = json_string_value(json_object_get(c, "datetime"));
+		if (type && strcmp(type, "entry") != 0)
+			continue;
+		if (at && (!first || strcmp(at, first) < 0))
+			first = at;
+		json_t *list = json_object_get(c, "list");
+		if (json_is_integer(list)) {
+			size_t k;
+			json_t *seen;
+			int dup = 0;
+			json_array_foreach(lists, k, seen) dup |= json_equal(seen, list);
+			if (!dup)
+				json_array_append(lists, list);
+		}
+	}
+	json_object_set_new(extra, "checked_in", json_boolean(first != NULL));
+	json_object_set_new(extra, "checked_in_at", first ? json_string(first) : json_null());
+	json_object_set_new(extra, "checkin_lists", lists);
+}
+
 json_t *pretix_snapshot(const json_t *items, const json_t *orders, int full)
 {
 	json_t *item_names = json_object(), *var_names = json_object();
@@ -184,10 +214,9 @@ json_t *pretix_snapshot(const json_t *items, const json_t *orders, int full)
 				if (!json_is_string(email) || !*json_string_value(email))
 					email = json_object_get(o, "email");
 				json_t *name = json_object_get(x, "attendee_name");
-				json_t *extra =
-				    json_pack("{s:s, s:s, s:b}", "order", code, "order_status",
-				              status, "checked_in",
-				              json_array_size(json_object_get(x, "checkins")) > 0);
+				json_t *extra = json_pack("{s:s, s:s}", "order", code,
+				                          "order_status", status);
+				add_checkins(extra, json_object_get(x, "checkins"));
 				if (json_is_object(json_object_get(x, "attendee_name_parts")))
 					json_object_set(extra, "name_parts",
 					                json_object_get(x, "attendee_name_parts"));

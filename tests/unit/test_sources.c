@@ -196,6 +196,13 @@ static void test_pretix_orders(void **state)
 	assert_string_equal(json_string_value(json_object_get(p, "email")),
 	                    "holmesconnie@kelly.com");
 	assert_true(json_is_true(json_object_get(json_object_get(p, "extra"), "checked_in")));
+	/* when it first entered, and through which check-in lists */
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(p, "extra"), "checked_in_at")),
+	    "2019-03-04T17:34:38.221090Z");
+	char *lists = json_dumps(json_object_get(json_object_get(p, "extra"), "checkin_lists"), 0);
+	assert_string_equal(lists, "[9]");
+	free(lists);
 	assert_string_equal(
 	    json_string_value(json_object_get(
 	        json_object_get(json_object_get(p, "extra"), "name_parts"), "full_name")),
