@@ -357,7 +357,8 @@ void sync_cancel(struct sync_run *run)
 
 struct sched_source {
 	char name[65];
-	uint64_t due; /* loop ms */
+	uint64_t due;      /* loop ms */
+	unsigned failures; /* in a row */
 };
 
 struct sync_sched {
@@ -385,16 +386,33 @@ static unsigned interval_ms(const struct source_cfg *s)
 	return strcmp(s->type, "roster_file") == 0 ? 60000 : 900000;
 }
 
+static unsigned retry_ms(const struct source_cfg *s)
+{
+	const json_t *v = json_object_get(s->extra, "retry_s");
+	return json_is_number(v) ? (unsigned)(json_number_value(v) * 1000.0) : 30000;
+}
+
 static void sched_tick(uv_timer_t *t);
 
 static void sched_done(int failed, void *ud)
 {
 	struct sync_sched *s = ud;
 	s->running = NULL;
-	/* the next one of this source, counted from now */
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->src[i].name, s->running_name) == 0)
-			s->src[i].due = uv_now(s->loop) + interval_ms(&s->cfg->sources[i]);
+	/* the next one of this source, counted from now; after a failure sooner (retry_s, 30 s,
+	 * doubling up to the interval), so that a source that was down a moment is not stale for long */
+	for (size_t i = 0; i < s->n; i++) {
+		if (strcmp(s->src[i].name, s->running_name) != 0)
+			continue;
+		uint64_t wait = interval_ms(&s->cfg->sources[i]);
+		s->src[i].failures = failed > 0 ? s->src[i].failures + 1 : 0;
+		if (s->src[i].failures) {
+			unsigned shift = s->src[i].failures < 16 ? s->src[i].failures - 1 : 15;
+			uint64_t retry = (uint64_t)retry_ms(&s->cfg->sources[i]) << shift;
+			if (retry < wait)
+				wait = retry;
+		}
+		s->src[i].due = uv_now(s->loop) + wait;
+	}
 	if (s->retired) {
 		config_free(s->retired);
 		s->retired = NULL;
@@ -435,8 +453,10 @@ static int sched_adopt(struct sync_sched *s, const struct config *cfg)
 		snprintf(src[i].name, sizeof(src[i].name), "%s", cfg->sources[i].name);
 		src[i].due = now; /* a new source: at once */
 		for (size_t k = 0; k < s->n; k++)
-			if (strcmp(s->src[k].name, src[i].name) == 0)
+			if (strcmp(s->src[k].name, src[i].name) == 0) {
 				src[i].due = s->src[k].due;
+				src[i].failures = s->src[k].failures;
+			}
 	}
 	free(s->src);
 	s->src = src;

@@ -35,7 +35,7 @@ void sync_cancel(struct sync_run *r);
 
 /* The running bridge's schedule: every source at start, then again after its interval_s
  * (default 900; roster files 60: a file unchanged since is not even parsed), one source at a
- * time. */
+ * time; after a failure sooner: retry_s (30), doubling with each failure in a row. */
 struct sync_sched;
 
 struct sync_sched *sync_sched_start(uv_loop_t *loop, struct db *db, struct httpc *http,

@@ -369,14 +369,16 @@ static void test_sync_roster_file(void **state)
 	free(out);
 	assert_int_equal(count(db, "SELECT count(*) FROM memberships WHERE status = 'active'"), 9);
 
-	/* the running bridge syncs on its own (here every second), shows the sources' state in
-	 * /metrics, and reads the file again once it changes */
+	/* the running bridge syncs on its own, shows the sources' state in /metrics, and reads
+	 * the file again once it changes; a failed source comes again soon (here after a second,
+	 * then two...), not an interval (an hour) later */
 	char simdir[64], dir[64], envdb[1100], envapi[128], dcfg[1024];
 	int simport, port = 0;
 	pid_t sim = th_sim_start(NULL, &simport, simdir, sizeof(simdir));
 	snprintf(dcfg, sizeof(dcfg),
 	         "{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"sources\": [{\"name\": "
-	         "\"roster\", \"type\": \"roster_file\", \"path\": \"%s\", \"interval_s\": 1}]}",
+	         "\"roster\", \"type\": \"roster_file\", \"path\": \"%s\", \"interval_s\": 3600, "
+	         "\"retry_s\": 1}]}",
 	         roster);
 	const char *dpath = th_write_file(1, "bridge.json", dcfg);
 	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", db);
