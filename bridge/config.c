@@ -116,9 +116,11 @@ static void semantic_checks(const struct jdoc *doc, struct diags *d)
 			}
 		}
 		int is_file = strcmp(json_string_value(type), "roster_file") == 0;
-		if (is_file && !path)
+		if (is_file && !path == !url)
 			diags_add(d, file, here,
-			          "sources[%zu]: a roster_file source needs \"path\"", i);
+			          "sources[%zu]: a roster_file source needs \"path\" (a file) or "
+			          "\"url\" (a published sheet), one of them",
+			          i);
 		if (!is_file && !url)
 			diags_add(d, file, here, "sources[%zu]: a %s source needs \"url\"", i,
 			          json_string_value(type));

@@ -10,6 +10,10 @@
  * CSV unless the text starts with [ or {). NULL with err on any problem: a file with one bad
  * row gives nothing. */
 json_t *roster_snapshot(const char *data, size_t len, const char *file, struct err *err);
+/* The same with the format given: 1 CSV, 2 JSON, 0 by the text (JSON when it starts with [
+ * or {). */
+json_t *roster_snapshot_as(const char *data, size_t len, const char *file, int format,
+                           struct err *err);
 
 /* The two readers, appending to snap's "people" and "memberships" arrays. 0 or -1. */
 int roster_parse_csv(const char *data, size_t len, const char *file, json_t *snap, struct err *err);

@@ -382,8 +382,11 @@ static unsigned interval_ms(const struct source_cfg *s)
 	const json_t *v = json_object_get(s->extra, "interval_s");
 	if (json_is_number(v))
 		return (unsigned)(json_number_value(v) * 1000.0);
-	/* a file costs a read and a checksum; an API, requests against its limits */
-	return strcmp(s->type, "roster_file") == 0 ? 60000 : 900000;
+	/* a file costs a read and a checksum, a published sheet a conditional request; an API,
+	 * requests against its limits */
+	if (strcmp(s->type, "roster_file") == 0)
+		return s->path ? 60000 : 300000;
+	return 900000;
 }
 
 static unsigned retry_ms(const struct source_cfg *s)

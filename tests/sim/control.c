@@ -464,6 +464,9 @@ void control_handle(struct http_req *rq, struct http_resp *rs)
 	else if (is(rq, "GET", "/_sim/sources/requests") ||
 	         is(rq, "DELETE", "/_sim/sources/requests"))
 		src_ctl_requests(rq, rs);
+	else if (is(rq, "GET", "/_sim/sources/files") || is(rq, "POST", "/_sim/sources/files") ||
+	         is(rq, "DELETE", "/_sim/sources/files"))
+		files_ctl(rq, rs);
 	else if (is(rq, "GET", "/_sim/sources/canvas/messages"))
 		src_ctl_messages("canvas", rs);
 	else if (is(rq, "GET", "/_sim/sources/moodle/messages"))

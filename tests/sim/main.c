@@ -14,7 +14,7 @@ static const char usage[] =
     "usage: discord-sim --listen 127.0.0.1:PORT [--token TOKEN] [--world FILE] [--record FILE]\n"
     "                   [--ratelimits discord|fast|off] [--seed N] [--heartbeat-ms N]\n"
     "                   [--learners N] [--sources-file FILE] [--source-token TOKEN]\n"
-    "                   [--canvas-mocks DIR]\n"
+    "                   [--canvas-mocks DIR] [--files DIR]\n"
     "\n"
     "A local Discord (API v10): REST under /api/v10, the gateway (WebSocket, zlib-stream),\n"
     "and a control API under /_sim for tests; and on the same port fake Canvas (/canvas),\n"
@@ -35,7 +35,9 @@ static const char usage[] =
     "                       prints) instead of a generated one\n"
     "  --source-token TOKEN the token the fake sources want (default: source-token)\n"
     "  --canvas-mocks DIR   serve the Canvas request mocks in DIR (maps of {name: {method,\n"
-    "                       endpoint, data, headers, status_code}}) under /canvas/mocks\n";
+    "                       endpoint, data, headers, status_code}}) under /canvas/mocks\n"
+    "  --files DIR          serve the files in DIR under /files/NAME (with ETag and\n"
+    "                       Last-Modified; more with POST /_sim/sources/files)\n";
 
 /* Per connection. HTTP requests use the fields here; WebSocket connections keep their gateway
  * state behind gw (allocated by gateway.c). */
@@ -44,7 +46,7 @@ struct conn {
 	void *gw;
 	/* HTTP request */
 	char method[8];
-	char *path, *query, *auth, *audit, *agent, *accept, *ctype, *host;
+	char *path, *query, *auth, *audit, *agent, *accept, *ctype, *host, *inm, *ims;
 	char *body;
 	size_t body_len, body_cap;
 	int too_big;
@@ -91,6 +93,8 @@ static void conn_reset(struct conn *c)
 	free(c->accept);
 	free(c->ctype);
 	free(c->host);
+	free(c->inm);
+	free(c->ims);
 	free(c->body);
 	free(c->out);
 	json_decref(c->resp.body);
@@ -161,6 +165,8 @@ static int handle(struct lws *wsi, struct conn *c)
 	rq.accept = c->accept;
 	rq.content_type = c->ctype;
 	rq.host = c->host;
+	rq.if_none_match = c->inm;
+	rq.if_modified_since = c->ims;
 	c->resp.status = 200;
 	/* the fake sources parse their own bodies (forms, mostly) */
 	int source = src_route(c->path);
@@ -322,6 +328,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		c->accept = hdr(wsi, WSI_TOKEN_HTTP_ACCEPT);
 		c->ctype = hdr(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
 		c->host = hdr(wsi, WSI_TOKEN_HOST);
+		c->inm = hdr(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH);
+		c->ims = hdr(wsi, WSI_TOKEN_HTTP_IF_MODIFIED_SINCE);
 		int al = lws_hdr_custom_length(wsi, "x-audit-log-reason:", 19);
 		if (al > 0) {
 			c->audit = malloc((size_t)al + 1);
@@ -465,6 +473,8 @@ int main(int argc, char **argv)
 			sim.opts.source_token = v;
 		else if (strcmp(a, "--canvas-mocks") == 0)
 			sim.opts.canvas_mocks = v;
+		else if (strcmp(a, "--files") == 0)
+			sim.opts.files_dir = v;
 		else if (strcmp(a, "--ratelimits") == 0) {
 			if (strcmp(v, "discord") == 0)
 				sim.opts.ratelimits = RL_DISCORD;

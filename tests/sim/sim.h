@@ -110,6 +110,7 @@ struct sim_opts {
 	const char *sources_file;
 	const char *source_token;
 	const char *canvas_mocks; /* a directory of Canvas request mocks */
+	const char *files_dir;    /* files served under /files from the start */
 };
 
 struct sim {
@@ -188,6 +189,7 @@ struct http_req {
 	const char *accept; /* the fake sources read these three */
 	const char *content_type;
 	const char *host;
+	const char *if_none_match, *if_modified_since; /* for /files */
 };
 
 struct http_resp {
@@ -238,6 +240,7 @@ void src_ctl_learners(struct http_req *rq, struct http_resp *rs);
 void src_ctl_mutate(struct http_req *rq, struct http_resp *rs);
 void src_ctl_requests(struct http_req *rq, struct http_resp *rs);
 void src_ctl_messages(const char *source, struct http_resp *rs);
+void files_ctl(struct http_req *rq, struct http_resp *rs);
 
 /* --- record --- */
 void sim_record(json_t *entry); /* takes ownership */

@@ -15,7 +15,7 @@ struct src_throttle src_throttle[SRC_COUNT];
 
 #define LOG_KEEP 200 /* request lines kept for GET /_sim/sources/requests */
 
-static const char *const src_names[SRC_COUNT] = {"canvas", "moodle", "pretix"};
+static const char *const src_names[SRC_COUNT] = {"canvas", "moodle", "pretix", "files"};
 
 /* A fault applies to a share of a source's requests, at most count of them (-1: no limit). */
 struct src_fault {
@@ -578,8 +578,8 @@ static void throttle_defaults(enum src_kind k)
 
 int src_route(const char *path)
 {
-	static const char *const prefixes[] = {"/canvas", "/moodle", "/pretix"};
-	for (size_t i = 0; i < 3; i++) {
+	static const char *const prefixes[] = {"/canvas", "/moodle", "/pretix", "/files"};
+	for (size_t i = 0; i < 4; i++) {
 		size_t n = strlen(prefixes[i]);
 		if (strncmp(path, prefixes[i], n) == 0 && (path[n] == '/' || !path[n]))
 			return 1;
@@ -639,8 +639,9 @@ void src_handle(struct http_req *rq, struct http_resp *rs)
 	r.rs = rs;
 	r.kind = strncmp(rq->path, "/canvas", 7) == 0   ? SRC_CANVAS
 	         : strncmp(rq->path, "/moodle", 7) == 0 ? SRC_MOODLE
-	                                                : SRC_PRETIX;
-	r.sub = rq->path + 7;
+	         : strncmp(rq->path, "/pretix", 7) == 0 ? SRC_PRETIX
+	                                                : SRC_FILES;
+	r.sub = rq->path + (r.kind == SRC_FILES ? 6 : 7);
 	r.now = src_now_ms();
 	if (rq->query)
 		srcp_parse(&r.q, rq->query, strlen(rq->query), false);
@@ -669,8 +670,10 @@ void src_handle(struct http_req *rq, struct http_resp *rs)
 			canvas_handle(&r);
 		else if (r.kind == SRC_MOODLE)
 			moodle_handle(&r);
-		else
+		else if (r.kind == SRC_PRETIX)
 			pretix_handle(&r);
+		else
+			files_handle(&r);
 		if (!rs->text)
 			src_text(&r, rs->status ? rs->status : 500, "text/plain", strdup(""));
 	}
@@ -746,6 +749,8 @@ int src_init(char *err, size_t errsize)
 	clear_state();
 	if (sim.opts.canvas_mocks && canvas_mocks_load(sim.opts.canvas_mocks, err, errsize) != 0)
 		return -1;
+	if (sim.opts.files_dir && files_load(sim.opts.files_dir, err, errsize) != 0)
+		return -1;
 	return load_campus(-1, err, errsize);
 }
 
@@ -753,6 +758,7 @@ void src_free(void)
 {
 	campus_free();
 	canvas_mocks_free();
+	files_free();
 	json_decref(st.log);
 	json_decref(st.interned);
 	st.log = st.interned = NULL;
@@ -889,7 +895,7 @@ void src_ctl_faults(struct http_req *rq, struct http_resp *rs)
 			if (strcmp(source, src_names[k]) == 0)
 				from = k;
 		if (from < 0) {
-			ctl_bad(rs, 400, "source is canvas, moodle, pretix or all");
+			ctl_bad(rs, 400, "source is canvas, moodle, pretix, files or all");
 			return;
 		}
 		to = from + 1;

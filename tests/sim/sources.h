@@ -10,7 +10,7 @@
 
 #include "sim.h"
 
-enum src_kind { SRC_CANVAS, SRC_MOODLE, SRC_PRETIX, SRC_COUNT };
+enum src_kind { SRC_CANVAS, SRC_MOODLE, SRC_PRETIX, SRC_FILES, SRC_COUNT };
 
 /* A query string or form body as (key, value) pairs in their order; keys may repeat
  * (include[]=a&include[]=b). */
@@ -113,6 +113,10 @@ void canvas_handle(struct src_req *r);
 int canvas_mocks_load(const char *dir, char *err, size_t errsize);
 void canvas_mocks_free(void);
 void canvas_mocks_handle(struct src_req *r, const char *endpoint);
+/* sources_files.c: files served under /files with ETag and Last-Modified */
+int files_load(const char *dir, char *err, size_t errsize);
+void files_free(void);
+void files_handle(struct src_req *r);
 void moodle_handle(struct src_req *r);
 void pretix_handle(struct src_req *r);
 /* Throttles run on the real, monotonic clock even when --seed makes the sources' clock

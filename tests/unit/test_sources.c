@@ -820,6 +820,77 @@ static void test_send_messages(void **state)
 	th_sim_stop(sim);
 }
 
+/* A roster published as a sheet at a URL: asked for conditionally, so an unchanged one is a
+ * 304 and nothing more; a change is synced; a web page instead of a roster changes nothing. */
+static void put_sheet(int port, const char *text)
+{
+	json_t *b = json_pack("{s:s, s:s}", "name", "roster.csv", "text", text);
+	char *body = json_dumps(b, 0);
+	assert_int_equal(th_sim_call(port, "POST", "/_sim/sources/files", body, NULL), 200);
+	free(body);
+	json_decref(b);
+}
+
+/* the statuses of the requests for the sheet so far, "200 304 ..."; the log is emptied */
+static void sheet_statuses(int port, char *buf, size_t size)
+{
+	json_t *log = NULL;
+	size_t i, n = 0;
+	json_t *e;
+	assert_int_equal(th_sim_call(port, "GET", "/_sim/sources/requests", NULL, &log), 200);
+	buf[0] = '\0';
+	json_array_foreach(json_is_array(log) ? log : json_object_get(log, "requests"), i, e)
+	{
+		if (strcmp(json_string_value(json_object_get(e, "source")), "files") == 0)
+			n += (size_t)snprintf(buf + n, size - n, "%s%" JSON_INTEGER_FORMAT, n ? " " : "",
+			                      json_integer_value(json_object_get(e, "status")));
+	}
+	json_decref(log);
+	assert_int_equal(th_sim_call(port, "DELETE", "/_sim/sources/requests", NULL, NULL), 204);
+}
+
+static void test_sync_roster_sheet(void **state)
+{
+	char db[1024], cfgtext[1024], simdir[64], got[256];
+	int port;
+	pid_t sim = th_sim_start(NULL, &port, simdir, sizeof(simdir));
+	th_fresh_db(db, sizeof(db));
+	snprintf(cfgtext, sizeof(cfgtext),
+	         "{\"sources\": [{\"name\": \"sheet\", \"type\": \"roster_file\", \"url\": "
+	         "\"http://127.0.0.1:%d/files/roster.csv\"}]}",
+	         port);
+	const char *cfg = th_write_file(0, "cohortbridge.json", cfgtext);
+	char *out = NULL;
+	put_sheet(port, "id,name,cohort\n1,Ana,A\n2,Ben,A\n3,Cem,B\n");
+	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 0);
+	assert_non_null(strstr(out, "sheet: synced; 3 people (3 new, 0 changed)"));
+	free(out);
+	/* unchanged: one request, answered 304 */
+	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 0);
+	assert_non_null(strstr(out, "sheet: unchanged since the last sync"));
+	free(out);
+	sheet_statuses(port, got, sizeof(got));
+	assert_string_equal(got, "200 304");
+	/* a fourth learner */
+	put_sheet(port, "id,name,cohort\n1,Ana,A\n2,Ben,A\n3,Cem,B\n4,Dua,B\n");
+	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 0);
+	assert_non_null(strstr(out, "4 people (1 new, 0 changed)"));
+	free(out);
+	assert_int_equal(count(db, "SELECT count(*) FROM memberships WHERE status = 'active'"), 4);
+	/* a sign-in page where the sheet was: a clear error, nothing changed */
+	put_sheet(port, "id,name,cohort\n1,Ana,A\n");
+	assert_int_equal(th_sim_call(port, "POST", "/_sim/sources/faults",
+	                             "{\"source\": \"files\", \"content_type\": \"text/html\"}",
+	                             NULL),
+	                 200);
+	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 1);
+	assert_non_null(strstr(out, "sheet: FAILED: http://127.0.0.1:"));
+	assert_non_null(strstr(out, "/files/roster.csv: answered with a web page"));
+	free(out);
+	assert_int_equal(count(db, "SELECT count(*) FROM memberships WHERE status = 'active'"), 4);
+	th_sim_stop(sim);
+}
+
 /* The Canvas request mocks of a Canvas client's test suite, served by the simulator: every
  * shape of paginated list (Link headers, a next link in the body, none), the overrides of an
  * assignment over two pages, and Canvas's rule for a student's due date among overrides. */
@@ -994,7 +1065,8 @@ GROUP(group_sources)
 	    cmocka_unit_test(test_pretix_orders),       cmocka_unit_test(test_sync_roster_file),
 	    cmocka_unit_test(test_sync_error_scrubbed), cmocka_unit_test(test_sync_fake_sources),
 	    cmocka_unit_test(test_send_messages),
-	    cmocka_unit_test(test_canvas_mocks),       cmocka_unit_test(test_fuzz_short),
+	    cmocka_unit_test(test_canvas_mocks),
+	    cmocka_unit_test(test_sync_roster_sheet),       cmocka_unit_test(test_fuzz_short),
 	};
 	return RUN_GROUP(tests);
 }
