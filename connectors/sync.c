@@ -173,13 +173,18 @@ static void on_applied(struct run *r, PGresult *res, const struct err *err)
 	                                       {"memberships", "memberships"},
 	                                       {"assignments", "assignments"},
 	                                       {"due_dates", "due dates"},
-	                                       {"submissions", "submissions"}};
+	                                       {"submissions", "submissions"},
+	                                       {"instances", "event instances"},
+	                                       {"slots", "schedule slots"},
+	                                       {"holidays", "holidays"}};
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 		n += describe_list(rep, lists[i][0], lists[i][1], line + n, sizeof(line) - n);
 	double secs = (double)(uv_hrtime() - r->t0) / 1e9;
-	say(r, "%s: %s%s; %lld active memberships (%.2f s)\n", r->src->name,
+	const json_t *entries = json_object_get(rep, "entries");
+	say(r, "%s: %s%s; %lld %s (%.2f s)\n", r->src->name,
 	    r->o.dry_run ? "dry run, nothing written" : "synced", n ? line : "",
-	    json_integer_value(json_object_get(rep, "active")), secs);
+	    json_integer_value(entries ? entries : json_object_get(rep, "active")),
+	    entries ? "entries" : "active memberships", secs);
 	char active[32];
 	log_info("sync", r->o.dry_run ? "dry run" : "synced", "source", r->src->name, "active",
 	         LOG_NUM(active, "%lld", json_integer_value(json_object_get(rep, "active"))));
@@ -215,6 +220,9 @@ static void on_fetched(void *ud, json_t *snap, const struct err *err)
 			step(r);
 		return;
 	}
+	/* calendars (instances, slots, holidays) have their own tables and guard */
+	int calendar = json_object_get(snap, "instances") || json_object_get(snap, "slots") ||
+	               json_object_get(snap, "holidays");
 	char *text = json_dumps(snap, JSON_COMPACT);
 	json_decref(snap);
 	char share[32];
@@ -227,8 +235,10 @@ static void on_fetched(void *ud, json_t *snap, const struct err *err)
 		return;
 	}
 	int rc = query(r,
-	               "SELECT cb_sync_apply($1, $2::timestamptz, $3::jsonb, $4::real, "
-	               "$5::boolean)::text",
+	               calendar ? "SELECT cb_calendar_apply($1, $2::timestamptz, $3::jsonb, "
+	                          "$4::real, $5::boolean)::text"
+	                        : "SELECT cb_sync_apply($1, $2::timestamptz, $3::jsonb, $4::real, "
+	                          "$5::boolean)::text",
 	               5, params, on_applied, &qe);
 	free(text);
 	if (rc != 0)

@@ -16,7 +16,7 @@
 
 #define MAX_FILE (64u * 1024 * 1024)
 
-static json_t *files; /* name -> {text, content_type, etag, modified (ms)} */
+static json_t *files; /* name -> {text, content_type, etag, modified (ms), token?} */
 static unsigned changes;
 
 static uint64_t fnv1a(const char *s, size_t n)
@@ -55,20 +55,25 @@ static int valid_name(const char *name)
 }
 
 /* name now holds text (len bytes); an unchanged text keeps its ETag and Last-Modified */
-static void put(const char *name, const char *text, size_t len, const char *ctype)
+static void put(const char *name, const char *text, size_t len, const char *ctype,
+                const char *token)
 {
 	if (!files)
 		files = json_object();
 	char etag[40];
 	snprintf(etag, sizeof(etag), "\"%016llx\"", (unsigned long long)fnv1a(text, len));
 	json_t *old = json_object_get(files, name);
-	if (old && strcmp(jstr(old, "etag"), etag) == 0)
+	if (old && strcmp(jstr(old, "etag"), etag) == 0) {
+		json_object_set_new(old, "token", token ? json_string(token) : json_null());
 		return;
+	}
 	changes++;
 	json_object_set_new(files, name,
 	                    json_pack("{s:s%, s:s, s:s, s:I}", "text", text, len, "content_type",
 	                              ctype ? ctype : type_of(name), "etag", etag, "modified",
 	                              (json_int_t)(src_now_ms() / 1000 * 1000)));
+	if (token)
+		json_object_set_new(json_object_get(files, name), "token", json_string(token));
 }
 
 static char *read_all(const char *path, size_t *len)
@@ -107,7 +112,7 @@ int files_load(const char *dir, char *err, size_t errsize)
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		char *text = read_all(path, &len);
 		if (text)
-			put(e->d_name, text, len, NULL);
+			put(e->d_name, text, len, NULL, NULL);
 		free(text);
 	}
 	closedir(d);
@@ -149,6 +154,14 @@ void files_handle(struct src_req *r)
 		         strdup("<html><body><h1>404 Not Found</h1></body></html>\n"));
 		return;
 	}
+	/* a file put with a token wants it, as an API would ("Token T" or "Bearer T") */
+	const char *token = jstr(f, "token"), *auth = r->rq->auth;
+	if (token && !(auth && strchr(auth, ' ') && strcmp(strchr(auth, ' ') + 1, token) == 0)) {
+		src_header(r, "WWW-Authenticate: Token\r\n");
+		src_text(r, 401, "application/json",
+		         strdup("{\"detail\": \"Invalid token.\"}"));
+		return;
+	}
 	char date[64];
 	uint64_t modified = (uint64_t)json_integer_value(json_object_get(f, "modified"));
 	http_date(modified, date, sizeof(date));
@@ -169,7 +182,8 @@ void files_handle(struct src_req *r)
 	src_text(r, 200, jstr(f, "content_type"), body ? body : strdup(""));
 }
 
-/* POST /_sim/sources/files {"name", "text" | "path", "content_type"?}; DELETE with {"name"};
+/* POST /_sim/sources/files {"name", "text" | "path", "content_type"?, "token"?}; DELETE with
+ * {"name"};
  * GET lists them */
 void files_ctl(struct http_req *rq, struct http_resp *rs)
 {
@@ -209,9 +223,9 @@ void files_ctl(struct http_req *rq, struct http_resp *rs)
 	char *data = NULL;
 	if (json_is_string(text)) {
 		put(name, json_string_value(text), json_string_length(text),
-		    jstr(b, "content_type"));
+		    jstr(b, "content_type"), jstr(b, "token"));
 	} else if (path && (data = read_all(path, &len))) {
-		put(name, data, len, jstr(b, "content_type"));
+		put(name, data, len, jstr(b, "content_type"), jstr(b, "token"));
 		free(data);
 	} else {
 		rs->status = 400;
