@@ -238,12 +238,12 @@ static icaltimezone *builtin_zone(const char *name)
 	for (size_t i = 0; i < sizeof(windows_zones) / sizeof(windows_zones[0]); i++)
 		if (strcmp(name, windows_zones[i][0]) == 0)
 			return builtin_zone(windows_zones[i][1]);
-	if (strlen(name) > 64)
-		return NULL;
 	for (const char *p = name; p; p = strchr(p + 1, '/')) {
 		const char *tail = *p == '/' ? p + 1 : p;
 		if (!*tail)
 			break;
+		if (strlen(tail) > 64)
+			continue;
 		icaltimezone *z = icaltimezone_get_builtin_timezone(tail);
 		if (z)
 			return z;
@@ -763,6 +763,7 @@ struct tzent {
 
 struct ev {
 	int line;
+	size_t first, last; /* its content lines in struct feed */
 	char *uid;
 	icalcomponent *comp;
 	int sequence;
@@ -815,8 +816,13 @@ static int split_lines(struct feed *f, const char *data, size_t len, struct err 
 		data += 3;
 		len -= 3;
 	}
-	if (memchr(data, '\0', len))
+	/* NUL bytes in something that starts like a calendar are damage, replaced and warned
+	 * about; anywhere else they mean the input is not text at all */
+	bool nul = memchr(data, '\0', len) != NULL;
+	if (nul && (len < 6 || strncasecmp(data, "BEGIN:", 6) != 0))
 		return err_set(err, "%s: not an iCalendar feed (binary data)", f->o->feed);
+	if (nul)
+		warn(f, 0, "NUL bytes in the feed: read as \"?\"");
 	f->buf = malloc(len + 1);
 	size_t cap = 64;
 	f->lines = malloc(cap * sizeof(*f->lines));
@@ -844,6 +850,8 @@ static int split_lines(struct feed *f, const char *data, size_t len, struct err 
 			}
 			if (!too_long) {
 				memcpy(f->buf + outp, data + in + 1, l - 1);
+				for (size_t q = 0; nul && q < l - 1; q++)
+					f->buf[outp + q] = f->buf[outp + q] ? f->buf[outp + q] : '?';
 				outp += l - 1;
 			}
 		} else if (l > 0 && !cont) {
@@ -868,6 +876,9 @@ static int split_lines(struct feed *f, const char *data, size_t len, struct err 
 				memcpy(f->buf + outp, data + in, l);
 				outp += l;
 			}
+			if (nul)
+				for (char *q = cur; q < f->buf + outp; q++)
+					*q = *q ? *q : '?';
 			f->lines[f->nlines++] = (struct line){cur, no};
 		}
 		in = e + 1;
@@ -950,6 +961,11 @@ static void report_errors(struct feed *f, size_t a, size_t b, const char *kind)
 		for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_XLICERROR_PROPERTY);
 		     p; p = icalcomponent_get_next_property(c, ICAL_XLICERROR_PROPERTY)) {
 			const char *msg = icalproperty_get_xlicerror(p);
+			/* an empty property is dropped and harms nothing: not worth a warning */
+			if (msg && strncmp(msg, "No value for", 12) == 0) {
+				found++;
+				continue;
+			}
 			warn(f, f->lines[i].no, "%s: %s", kind, msg ? msg : "unreadable");
 			found++;
 		}
@@ -967,7 +983,9 @@ static icaltimezone *find_zone(struct feed *f, const char *tzid, int line)
 	icaltimezone *z = builtin_zone(tzid);
 	if (!z) {
 		warn(f, line, "unknown time zone \"%.100s\": read in %s", tzid,
-		     f->float_zone ? icaltimezone_get_location(f->float_zone) : "UTC");
+		     f->float_zone && icaltimezone_get_location(f->float_zone)
+		         ? icaltimezone_get_location(f->float_zone)
+		         : "UTC");
 		z = f->float_zone;
 	}
 	struct tzent *n = realloc(f->tzs, (f->ntzs + 1) * sizeof(*f->tzs));
@@ -1067,12 +1085,13 @@ static int read_event(struct feed *f, icalcomponent *c, int line, struct ev *ev)
 		ev->dur_secs = d.is_neg ? -secs : secs;
 	} else if (s.date)
 		ev->dur_days = 1;
-	if (ev->dur_days < 0 || ev->dur_secs < 0 || (ev->dur_days == 0 && ev->dur_secs < 0)) {
-		if (ev->dur_days * DAY + ev->dur_secs < 0) {
-			warn(f, line, "event %s: ends before it starts: read as ending at its start",
-			     ev->uid);
-			ev->dur_days = ev->dur_secs = 0;
-		}
+	if (ev->dur_days * DAY + ev->dur_secs < 0) {
+		/* RFC 5545 (3.8.2.2) requires DTEND after DTSTART: which of the two is wrong
+		 * cannot be known */
+		warn(f, line, "event %s: ends before it starts: left out", ev->uid);
+		free(ev->uid);
+		ev->uid = NULL;
+		return -1;
 	}
 	if (s.date && ev->dur_days == 0 && ev->dur_secs == 0)
 		ev->dur_days = 1;
@@ -1170,6 +1189,54 @@ static const char *email_of(const char *v)
 	return v;
 }
 
+/* A TEXT property's value as the feed wrote it, unescaped. libical's parser trims trailing
+ * blanks off every line, and a summary is the organiser's text, trailing blank included. Only
+ * the event's own lines count, not those of its VALARMs. Returns a new string or NULL. */
+static char *raw_text(const struct feed *f, const struct ev *ev, const char *name)
+{
+	size_t n = strlen(name);
+	int depth = 0;
+	for (size_t i = ev->first + 1; i < ev->last; i++) {
+		const char *t = f->lines[i].text;
+		if (strncasecmp(t, "BEGIN:", 6) == 0)
+			depth++;
+		else if (strncasecmp(t, "END:", 4) == 0)
+			depth--;
+		if (depth || strncasecmp(t, name, n) != 0 || (t[n] != ':' && t[n] != ';'))
+			continue;
+		bool quoted = false;
+		const char *v = t + n;
+		for (; *v && (quoted || *v != ':'); v++)
+			if (*v == '"')
+				quoted = !quoted;
+		if (!*v)
+			return NULL;
+		v++;
+		char *out = malloc(strlen(v) + 1), *o = out;
+		if (!out)
+			return NULL;
+		for (; *v; v++) {
+			if (*v == '\\' && v[1]) {
+				v++;
+				*o++ = (*v == 'n' || *v == 'N') ? '\n' : *v;
+			} else
+				*o++ = *v;
+		}
+		*o = '\0';
+		return out;
+	}
+	return NULL;
+}
+
+static json_t *text_of(const struct feed *f, const struct ev *ev, const char *name,
+                       const char *parsed)
+{
+	char *raw = ev->last > ev->first ? raw_text(f, ev, name) : NULL;
+	json_t *v = str_or_null(raw ? raw : parsed);
+	free(raw);
+	return v;
+}
+
 static void add_instance(struct feed *f, const struct ev *master, const struct ev *src,
                          const struct occ *orig, bool recurring, int64_t start_local,
                          int64_t start, int64_t end_local, int64_t end, int64_t *count)
@@ -1210,10 +1277,12 @@ static void add_instance(struct feed *f, const struct ev *master, const struct e
 	icalproperty_status st = icalcomponent_get_status(c);
 	const char *sts = st == ICAL_STATUS_NONE ? "CONFIRMED" : icalproperty_status_to_string(st);
 	json_object_set_new(o, "status", json_string(sts ? sts : "CONFIRMED"));
-	json_object_set_new(o, "summary", str_or_null(icalcomponent_get_summary(c)));
-	json_object_set_new(o, "location", str_or_null(icalcomponent_get_location(c)));
+	json_object_set_new(o, "summary", text_of(f, src, "SUMMARY", icalcomponent_get_summary(c)));
+	json_object_set_new(o, "location",
+	                    text_of(f, src, "LOCATION", icalcomponent_get_location(c)));
 	json_object_set_new(o, "url", str_or_null(prop_text(c, ICAL_URL_PROPERTY)));
-	json_object_set_new(o, "description", str_or_null(icalcomponent_get_description(c)));
+	json_object_set_new(o, "description",
+	                    text_of(f, src, "DESCRIPTION", icalcomponent_get_description(c)));
 	icalproperty *org = icalcomponent_get_first_property(c, ICAL_ORGANIZER_PROPERTY);
 	json_object_set_new(o, "organizer",
 	                    str_or_null(org ? email_of(icalproperty_get_organizer(org)) : NULL));
@@ -1391,7 +1460,9 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 	 * removed that instance */
 	for (size_t j = 0; j < novr; j++) {
 		struct ev *v = ovr[j];
-		if (v->used)
+		/* an override older than its master refers to an instance the master may have
+		 * dropped since */
+		if (v->used || v->sequence < m->sequence)
 			continue;
 		struct occ orig = {v->rid, v->rid, INT64_MIN};
 		if (!v->rid_date) {
@@ -1449,12 +1520,12 @@ static int cmp_out(const void *a, const void *b)
  * defined after it), then events. */
 static int read_components(struct feed *f, struct err *err)
 {
-	size_t depth = 0, start = 0;
+	size_t depth = 0, start = 0, comp_depth = 0;
 	bool in_cal = false, any_cal = false;
 	char kind[64] = "";
 	/* two passes: zones, then events */
 	for (int pass = 0; pass < 2; pass++) {
-		depth = 0;
+		depth = comp_depth = 0;
 		in_cal = false;
 		for (size_t i = 0; i < f->nlines; i++) {
 			const char *t = f->lines[i].text;
@@ -1462,19 +1533,22 @@ static int read_components(struct feed *f, struct err *err)
 				if (++depth > ICAL_MAX_DEPTH)
 					return err_set(err, "%s:%d: components nested more than %d deep",
 					               f->o->feed, f->lines[i].no, ICAL_MAX_DEPTH);
-				if (depth == 1) {
+				if (depth == 1)
 					in_cal = is_begin(t, "VCALENDAR");
-					any_cal |= in_cal;
-				} else if (depth == 2 && in_cal) {
+				any_cal |= in_cal;
+				/* a bare VEVENT without its VCALENDAR is read as well */
+				if ((depth == 2 && in_cal) || (depth == 1 && !in_cal)) {
 					start = i;
+					comp_depth = depth;
 					snprintf(kind, sizeof(kind), "%s", t + 6);
+					any_cal = true;
 				}
 				continue;
 			}
 			if (strncasecmp(t, "END:", 4) == 0) {
 				if (depth == 0)
 					continue;
-				if (depth == 2 && in_cal &&
+				if (depth == comp_depth &&
 				    ((pass == 0 && strcasecmp(kind, "VTIMEZONE") == 0) ||
 				     (pass == 1 && strcasecmp(kind, "VEVENT") == 0))) {
 					if (strcasecmp(t + 4, kind) != 0) {
@@ -1514,6 +1588,8 @@ static int read_components(struct feed *f, struct err *err)
 						} else {
 							struct ev ev;
 							if (read_event(f, c, f->lines[start].no, &ev) == 0) {
+								ev.first = start;
+								ev.last = i;
 								struct ev *n =
 								    realloc(f->evs, (f->nevs + 1) * sizeof(*n));
 								if (n) {
@@ -1528,6 +1604,8 @@ static int read_components(struct feed *f, struct err *err)
 						}
 					}
 				}
+				if (depth == comp_depth)
+					comp_depth = 0;
 				depth--;
 				continue;
 			}
@@ -1546,7 +1624,7 @@ static int read_components(struct feed *f, struct err *err)
 			warn(f, 0, "the feed ends inside a component (cut short?): what is complete is read");
 	}
 	if (!any_cal)
-		return err_set(err, "%s: not an iCalendar feed (no BEGIN:VCALENDAR)", f->o->feed);
+		return err_set(err, "%s: not an iCalendar feed (no BEGIN:VCALENDAR or component)", f->o->feed);
 	return 0;
 }
 
