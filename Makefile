@@ -10,7 +10,7 @@
 #   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
 
 CC       ?= cc
-PKGS     := libuv libwebsockets libcurl jansson libpq zlib
+PKGS     := libuv libwebsockets libcurl jansson libpq zlib libical
 # libxml2 is loaded when the first Moodle XML answer arrives (connectors/moodle_xml.c): its
 # headers only, no link
 PKGS_DL  := libxml-2.0

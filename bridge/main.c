@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <libwebsockets.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "secret.h"
 #include "sync.h"
 #include "httpc.h"
+#include "ical.h"
 #include "version.h"
 
 struct command {
@@ -39,6 +41,7 @@ static const char main_usage[] =
     "  migrate    apply pending database migrations\n"
     "  sync       fetch the configured sources now and show what changed\n"
     "  check      validate the configuration file without a database or Discord\n"
+    "  ical       `ical expand`: the instances of a calendar feed in a window\n"
     "  version    print the version and the library versions\n"
     "  help       show this help, or `help COMMAND` for one command\n"
     "\n"
@@ -363,6 +366,193 @@ static int cmd_check(int argc, char **argv)
 	return 0;
 }
 
+/* --- ical expand ----------------------------------------------------------------------------- */
+
+static void ical_warned(const char *feed, int line, const char *msg, void *ud)
+{
+	(void)ud;
+	if (line > 0)
+		cli_error("%s:%d: warning: %s", feed, line, msg);
+	else
+		cli_error("%s: warning: %s", feed, msg);
+}
+
+struct ical_fetch {
+	char *body;
+	size_t len;
+	struct err err;
+	int done;
+};
+
+static void on_ical_fetched(const struct httpc_response *resp, void *ud)
+{
+	struct ical_fetch *f = ud;
+	f->done = 1;
+	if (resp->status == 0) {
+		f->err = resp->err;
+		return;
+	}
+	if (resp->status != 200) {
+		err_set(&f->err, "HTTP %ld", resp->status);
+		return;
+	}
+	f->body = malloc(resp->body_len + 1);
+	if (!f->body) {
+		err_set(&f->err, "out of memory");
+		return;
+	}
+	memcpy(f->body, resp->body, resp->body_len);
+	f->body[resp->body_len] = '\0';
+	f->len = resp->body_len;
+}
+
+/* The feed's bytes from a file or an http(s) URL (fetched on the loop with the bridge's own
+ * client, so the same TLS and loopback rules apply). */
+static int ical_read_source(const char *src, char **out, size_t *len, struct err *err)
+{
+	if (strncmp(src, "http://", 7) == 0 || strncmp(src, "https://", 8) == 0) {
+		struct httpc *c = httpc_new(uv_default_loop(), err);
+		if (!c)
+			return -1;
+		struct ical_fetch f = {0};
+		struct httpc_request req = {.url = src, .max_body = ICAL_MAX_FEED + 1};
+		if (httpc_send(c, &req, on_ical_fetched, &f, err) != 0) {
+			httpc_close(c);
+			uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+			return -1;
+		}
+		while (!f.done && uv_run(uv_default_loop(), UV_RUN_ONCE))
+			;
+		httpc_close(c);
+		uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+		if (!f.body) {
+			*err = f.err;
+			return -1;
+		}
+		*out = f.body;
+		*len = f.len;
+		return 0;
+	}
+	FILE *fp = fopen(src, "rb");
+	if (!fp)
+		return err_set(err, "%s: cannot open: %s", src, strerror(errno));
+	size_t cap = 65536, n = 0;
+	char *buf = malloc(cap);
+	while (buf) {
+		size_t got = fread(buf + n, 1, cap - n - 1, fp);
+		n += got;
+		if (got == 0)
+			break;
+		if (n > ICAL_MAX_FEED) {
+			free(buf);
+			fclose(fp);
+			return err_set(err, "%s: more than the %u MiB a feed may have", src,
+			               ICAL_MAX_FEED / (1024 * 1024));
+		}
+		if (n + 1 == cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				free(buf);
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	int failed = ferror(fp);
+	fclose(fp);
+	if (!buf || failed) {
+		free(buf);
+		return err_set(err, "%s: cannot read", src);
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int cmd_ical(int argc, char **argv)
+{
+	const struct command *c = find_command("ical");
+	const char *from = NULL, *to = NULL, *tz = "UTC", *src = NULL;
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		printf("usage: cohortbridge ical%s", c->usage);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "expand") != 0) {
+		fprintf(stderr, "cohortbridge ical: unknown subcommand %s\n\nusage: cohortbridge ical%s",
+		        argv[1], c->usage);
+		return 2;
+	}
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const char **slot = strcmp(a, "--from") == 0 ? &from
+		                    : strcmp(a, "--to") == 0 ? &to
+		                    : strcmp(a, "--tz") == 0 ? &tz
+		                                             : NULL;
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			printf("usage: cohortbridge ical%s", c->usage);
+			return 0;
+		}
+		if (slot) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "cohortbridge ical: %s needs a value\n", a);
+				return 2;
+			}
+			*slot = argv[++i];
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "cohortbridge ical: unknown option %s\n\nusage: cohortbridge ical%s",
+			        a, c->usage);
+			return 2;
+		} else if (!src) {
+			src = a;
+		} else {
+			fprintf(stderr, "cohortbridge ical: unexpected argument %s\n", a);
+			return 2;
+		}
+	}
+	if (!src || !from || !to) {
+		fprintf(stderr, "cohortbridge ical expand: FILE_OR_URL, --from and --to are needed\n\n"
+		                "usage: cohortbridge ical%s",
+		        c->usage);
+		return 2;
+	}
+	struct err err = {0};
+	time_t t0, t1;
+	if (ical_parse_time(from, tz, &t0, &err) != 0 || ical_parse_time(to, tz, &t1, &err) != 0) {
+		fprintf(stderr, "cohortbridge ical expand: %s\n", err.msg);
+		return 2;
+	}
+	char *data = NULL;
+	size_t len = 0;
+	if (ical_read_source(src, &data, &len, &err) != 0) {
+		cli_error("cohortbridge ical expand: %s", err.msg);
+		return 1;
+	}
+	struct ical_opts o = {src, t0, t1, tz, ical_warned, NULL};
+	json_t *inst = ical_expand(data, len, &o, &err);
+	free(data);
+	if (!inst) {
+		cli_error("cohortbridge ical expand: %s", err.msg);
+		return 1;
+	}
+	static const char *const keys[] = {"uid",    "recurrence_id", "start",  "end",
+	                                   "all_day", "status",        "summary"};
+	size_t i;
+	json_t *v;
+	json_array_foreach(inst, i, v)
+	{
+		json_t *line = json_object();
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			json_object_set(line, keys[k], json_object_get(v, keys[k]));
+		char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (text)
+			puts(text);
+		free(text);
+		json_decref(line);
+	}
+	json_decref(inst);
+	return 0;
+}
+
 static int cmd_version(int argc, char **argv)
 {
 	int rc = parse_cmd(find_command("version"), argc, argv, NULL, NULL, NULL, 0);
@@ -430,6 +620,21 @@ static const struct command commands[] = {
      "file:line:column: message; the exit status is 1 when there are any. Needs no database\n"
      "and no Discord.\n",
      cmd_check},
+    {"ical", "expand a calendar feed",
+     " expand FILE_OR_URL --from DATE --to DATE [--tz ZONE]\n\n"
+     "Prints every instance of the feed's events that overlaps the window [--from, --to) as one\n"
+     "JSON object per line, sorted by start: uid, recurrence_id, start, end, all_day, status,\n"
+     "summary. Times are UTC (2024-03-01T09:00:00Z); all-day instances give dates, the end\n"
+     "exclusive. recurrence_id is the original start of an instance of a recurring event, null\n"
+     "otherwise. Cancelled instances are included with status CANCELLED. What is wrong in the\n"
+     "feed is a warning on stderr with its line number; the exit status is 1 only when the\n"
+     "feed cannot be read at all. A URL is fetched (plain http only from loopback).\n\n"
+     "options:\n"
+     "  --from DATE   start of the window: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z]\n"
+     "  --to DATE     end of the window (exclusive), same forms\n"
+     "  --tz ZONE     IANA zone the window is read in, and floating times without\n"
+     "                X-WR-TIMEZONE (default UTC)\n",
+     cmd_ical},
     {"version", "print versions", "\n\nPrints the version of cohortbridge and of its libraries.\n",
      cmd_version},
     {"help", "show help", " [COMMAND]\n\nShows help for cohortbridge or one command.\n", cmd_help},
