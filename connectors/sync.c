@@ -10,7 +10,8 @@
 const struct connector_ops *connector_find(const char *type)
 {
 	static const struct connector_ops *const all[] = {&roster_file_connector, &canvas_connector,
-	                                                  &moodle_connector, &pretix_connector};
+	                                                  &moodle_connector, &pretix_connector,
+	                                                  &ical_connector};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (strcmp(all[i]->type, type) == 0)
 			return all[i];

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -891,6 +892,109 @@ static void test_sync_roster_sheet(void **state)
 	th_sim_stop(sim);
 }
 
+/* An iCal feed of coaching sessions (weekly, one moved, one cancelled) synced into instances
+ * over the window; asked for again, it is a 304; a change, a broken feed, an emptied one. */
+static void ymd(int days_from_today, char *buf, size_t size)
+{
+	time_t t = time(NULL) + (time_t)days_from_today * 86400;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y%m%d", &tm);
+}
+
+static void coaching_feed(char *out, size_t size, const char *exdate)
+{
+	char d0[16], moved_from[16], moved_to[16], cancelled[16];
+	ymd(-14, d0, sizeof(d0));
+	ymd(7, moved_from, sizeof(moved_from));
+	ymd(8, moved_to, sizeof(moved_to));
+	ymd(14, cancelled, sizeof(cancelled));
+	snprintf(out, size,
+	         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\n"
+	         "BEGIN:VEVENT\r\nUID:coaching-1@example.org\r\nDTSTAMP:20260101T000000Z\r\n"
+	         "DTSTART;TZID=Europe/Berlin:%sT100000\r\nDURATION:PT1H\r\n"
+	         "RRULE:FREQ=WEEKLY;COUNT=10\r\n%s%s%s"
+	         "SUMMARY:Coaching: Web 2026-01\r\n"
+	         "ORGANIZER;CN=Coach:mailto:Coach@Example.org\r\n"
+	         "ATTENDEE;CN=Ana:mailto:ana@example.org\r\n"
+	         "ATTENDEE;CN=Ben:mailto:ben@example.org\r\nEND:VEVENT\r\n"
+	         "BEGIN:VEVENT\r\nUID:coaching-1@example.org\r\nDTSTAMP:20260101T000000Z\r\n"
+	         "RECURRENCE-ID;TZID=Europe/Berlin:%sT100000\r\n"
+	         "DTSTART;TZID=Europe/Berlin:%sT150000\r\nDURATION:PT1H\r\n"
+	         "SUMMARY:Coaching (moved)\r\nEND:VEVENT\r\n"
+	         "BEGIN:VEVENT\r\nUID:coaching-1@example.org\r\nDTSTAMP:20260101T000000Z\r\n"
+	         "RECURRENCE-ID;TZID=Europe/Berlin:%sT100000\r\n"
+	         "DTSTART;TZID=Europe/Berlin:%sT100000\r\nDURATION:PT1H\r\nSTATUS:CANCELLED\r\n"
+	         "SUMMARY:Coaching: Web 2026-01\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+	         d0, exdate ? "EXDATE;TZID=Europe/Berlin:" : "", exdate ? exdate : "",
+	         exdate ? "T100000\r\n" : "", moved_from, moved_to, cancelled, cancelled);
+}
+
+static void put_file(int port, const char *name, const char *text)
+{
+	json_t *b = json_pack("{s:s, s:s}", "name", name, "text", text);
+	char *body = json_dumps(b, 0);
+	assert_int_equal(th_sim_call(port, "POST", "/_sim/sources/files", body, NULL), 200);
+	free(body);
+	json_decref(b);
+}
+
+static void test_sync_ical_feed(void **state)
+{
+	char db[1024], cfgtext[1024], simdir[64], feed[4096], last[16];
+	int port;
+	pid_t sim = th_sim_start(NULL, &port, simdir, sizeof(simdir));
+	th_fresh_db(db, sizeof(db));
+	snprintf(cfgtext, sizeof(cfgtext),
+	         "{\"sources\": [{\"name\": \"coaching\", \"type\": \"ical\", \"url\": "
+	         "\"http://127.0.0.1:%d/files/coaching.ics\", \"past_days\": 7, "
+	         "\"future_days\": 60}]}",
+	         port);
+	const char *cfg = th_write_file(0, "cohortbridge.json", cfgtext);
+	char *out = NULL;
+	coaching_feed(feed, sizeof(feed), NULL);
+	put_file(port, "coaching.ics", feed);
+
+	/* ten weekly sessions from two weeks ago: the nine from a week ago on are in the window */
+	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 0);
+	assert_non_null(strstr(out, "coaching: synced; 9 event instances (9 new, 0 changed, 0 "
+	                            "removed); 9 entries"));
+	free(out);
+	assert_int_equal(count(db, "SELECT count(*) FROM calendar_instances WHERE status = "
+	                           "'CANCELLED'"),
+	                 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM calendar_instances WHERE summary = "
+	                           "'Coaching (moved)' AND to_char(start_at AT TIME ZONE "
+	                           "'Europe/Berlin', 'HH24:MI') = '15:00'"),
+	                 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM calendar_instances WHERE organizer = "
+	                           "'coach@example.org' AND attendees = "
+	                           "'{ana@example.org,ben@example.org}' AND recurrence_id <> ''"),
+	                 7);
+	/* unchanged: a 304 */
+	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 0);
+	assert_non_null(strstr(out, "coaching: unchanged since the last sync"));
+	free(out);
+	/* the last session is taken out */
+	ymd(49, last, sizeof(last));
+	coaching_feed(feed, sizeof(feed), last);
+	put_file(port, "coaching.ics", feed);
+	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 0);
+	assert_non_null(strstr(out, "8 event instances (0 new, 0 changed, 1 removed)"));
+	free(out);
+	/* a broken feed, then an emptied one: clear errors, nothing changed */
+	put_file(port, "coaching.ics", "\x01\x02\x03garbage, not a calendar");
+	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 1);
+	assert_non_null(strstr(out, "coaching: FAILED: coaching: "));
+	free(out);
+	put_file(port, "coaching.ics", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n");
+	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 1);
+	assert_non_null(strstr(out, "the calendar shrank from 8 to 0 entries"));
+	free(out);
+	assert_int_equal(count(db, "SELECT count(*) FROM calendar_instances"), 8);
+	th_sim_stop(sim);
+}
+
 /* The Canvas request mocks of a Canvas client's test suite, served by the simulator: every
  * shape of paginated list (Link headers, a next link in the body, none), the overrides of an
  * assignment over two pages, and Canvas's rule for a student's due date among overrides. */
@@ -1066,7 +1170,8 @@ GROUP(group_sources)
 	    cmocka_unit_test(test_sync_error_scrubbed), cmocka_unit_test(test_sync_fake_sources),
 	    cmocka_unit_test(test_send_messages),
 	    cmocka_unit_test(test_canvas_mocks),
-	    cmocka_unit_test(test_sync_roster_sheet),       cmocka_unit_test(test_fuzz_short),
+	    cmocka_unit_test(test_sync_roster_sheet),
+	    cmocka_unit_test(test_sync_ical_feed),       cmocka_unit_test(test_fuzz_short),
 	};
 	return RUN_GROUP(tests);
 }
