@@ -56,7 +56,8 @@ const struct xmllib *xmllib_get(struct err *err)
 {
 	pthread_once(&lx_once, lx_init);
 	if (lx_error[0]) {
-		err_set(err, "libxml2 cannot be loaded (%s): install the libxml2 package", lx_error);
+		err_set(err, "libxml2 cannot be loaded (%s): install the libxml2 package",
+		        lx_error);
 		return NULL;
 	}
 	return &lx.pub;
