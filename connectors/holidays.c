@@ -71,8 +71,7 @@ static struct jdoc *load(const char *data, size_t len, const char *name, struct 
 
 /* --- Nager.Date ------------------------------------------------------------------------------ */
 
-static int nager_one(struct hwalk *w, const json_t *list, size_t i, const char *region,
-                     json_t *out)
+static int nager_one(struct hwalk *w, const json_t *list, size_t i, const char *region, json_t *out)
 {
 	const json_t *h = json_array_get(list, i);
 	if (!json_is_object(h))
@@ -84,17 +83,16 @@ static int nager_one(struct hwalk *w, const json_t *list, size_t i, const char *
 		return hfail(w, h, json_object_get(h, "date") ? "date" : NULL, 0,
 		             "[%zu].date is not a YYYY-MM-DD date", i);
 	if (!hname || !*hname)
-		return hfail(w, h, NULL, 0, "[%zu] (%s) has no \"name\"", i, date);
+		return hfail(w, list, NULL, i, "[%zu] (%s) has no \"name\"", i, date);
 	if (!cc || !*cc)
-		return hfail(w, h, NULL, 0, "[%zu] (%s) has no \"countryCode\"", i, date);
+		return hfail(w, list, NULL, i, "[%zu] (%s) has no \"countryCode\"", i, date);
 
 	const json_t *types = json_object_get(h, "types");
 	if (types && !json_is_null(types) && !json_is_array(types))
 		return hfail(w, h, "types", 0, "[%zu].types is not an array", i);
 	size_t k;
 	const json_t *t;
-	json_array_foreach(types, k, t)
-	{
+	json_array_foreach(types, k, t) {
 		if (!json_is_string(t))
 			return hfail(w, types, NULL, k, "[%zu].types[%zu] is not a string", i, k);
 	}
@@ -109,23 +107,25 @@ static int nager_one(struct hwalk *w, const json_t *list, size_t i, const char *
 	 * nationwide rather than dropped, since the source did call it a holiday. */
 	bool nationwide = !json_is_false(global) || json_array_size(counties) == 0;
 	if (nationwide) {
-		json_t *e = holiday(date, hname, strlen(hname), cc,
-		                    NULL, types ? json_deep_copy(types) : json_array());
+		json_t *e = holiday(date, hname, strlen(hname), cc, NULL,
+		                    types ? json_deep_copy(types) : json_array());
 		if (!e || json_array_append_new(out, e) < 0)
-			return hfail(w, h, NULL, 0, "[%zu]: out of memory or text that is not UTF-8", i);
+			return hfail(w, list, NULL, i,
+			             "[%zu]: out of memory or text that is not UTF-8", i);
 		return 0;
 	}
 	const json_t *c;
-	json_array_foreach(counties, k, c)
-	{
+	json_array_foreach(counties, k, c) {
 		if (!json_is_string(c))
-			return hfail(w, counties, NULL, k, "[%zu].counties[%zu] is not a string", i, k);
+			return hfail(w, counties, NULL, k, "[%zu].counties[%zu] is not a string", i,
+			             k);
 		if (region && *region && strcmp(region, json_string_value(c)) != 0)
 			continue;
 		json_t *e = holiday(date, hname, strlen(hname), cc, json_string_value(c),
 		                    types ? json_deep_copy(types) : json_array());
 		if (!e || json_array_append_new(out, e) < 0)
-			return hfail(w, h, NULL, 0, "[%zu]: out of memory or text that is not UTF-8", i);
+			return hfail(w, list, NULL, i,
+			             "[%zu]: out of memory or text that is not UTF-8", i);
 	}
 	return 0;
 }
@@ -140,7 +140,8 @@ json_t *holidays_parse_nager(const char *data, size_t len, const char *name, con
 	struct hwalk w = {doc, name, err};
 	json_t *root = jdoc_root(doc), *out = NULL;
 	if (!json_is_array(root)) {
-		hfail(&w, NULL, NULL, 0, "not a list of holidays (Nager.Date answers with an array)");
+		hfail(&w, NULL, NULL, 0,
+		      "not a list of holidays (Nager.Date answers with an array)");
 		goto done;
 	}
 	out = json_array();
@@ -154,10 +155,11 @@ done:
 	return out;
 }
 
-/* --- python-holidays snapshots ----------------------------------------------------------------- */
+/* --- python-holidays snapshots -----------------------------------------------------------------
+ */
 
-json_t *holidays_parse_snapshot(const char *data, size_t len, const char *name,
-                                const char *country, const char *region, struct err *err)
+json_t *holidays_parse_snapshot(const char *data, size_t len, const char *name, const char *country,
+                                const char *region, struct err *err)
 {
 	name = name && *name ? name : "holidays";
 	if (!country || !*country) {
@@ -176,8 +178,7 @@ json_t *holidays_parse_snapshot(const char *data, size_t len, const char *name,
 	}
 	const char *date;
 	json_t *v;
-	json_object_foreach(root, date, v)
-	{
+	json_object_foreach(root, date, v) {
 		if (!is_date(date)) {
 			hfail(&w, root, date, 0, "\"%.40s\" is not a YYYY-MM-DD date", date);
 			goto fail;
@@ -276,8 +277,7 @@ static int check_list(const json_t *list, const char *what, struct err *err)
 		return err_set(err, "the %s list of holiday names is not an array", what);
 	size_t i;
 	const json_t *v;
-	json_array_foreach(list, i, v)
-	{
+	json_array_foreach(list, i, v) {
 		if (!json_is_string(v))
 			return err_set(err, "%s[%zu] is not a string (a holiday name or pattern)",
 			               what, i);
@@ -289,8 +289,7 @@ static bool any_match(const json_t *list, const char *name)
 {
 	size_t i;
 	const json_t *v;
-	json_array_foreach(list, i, v)
-	{
+	json_array_foreach(list, i, v) {
 		if (holidays_name_matches(json_string_value(v), name))
 			return true;
 	}

@@ -27,8 +27,8 @@ json_t *holidays_parse_nager(const char *data, size_t len, const char *name, con
 /* A python-holidays snapshot table ({"YYYY-MM-DD": "Name; Other name"}), one file per country
  * (XX_COMMON) or region (DE_BY): two names on one day become two entries. country is the ISO
  * code ("DE"), region the subdivision as ISO 3166-2 ("DE-BY") or NULL for the whole country. */
-json_t *holidays_parse_snapshot(const char *data, size_t len, const char *name,
-                                const char *country, const char *region, struct err *err);
+json_t *holidays_parse_snapshot(const char *data, size_t len, const char *name, const char *country,
+                                const char *region, struct err *err);
 
 /* The country and region a snapshot file is for, from its name: ".../DE_BY.json" gives "DE"
  * and "DE-BY", "US_COMMON.json" gives "US" and "" (anything before "__" is ignored). 0, or -1

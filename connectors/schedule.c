@@ -186,9 +186,9 @@ static int set_times(json_t *slot, long long start, long long end, const char **
 /* A slot with every key, all null but speakers ([]). */
 static json_t *slot_new(void)
 {
-	static const char *const keys[] = {"id",       "title", "start",    "end",
-	                                   "room",     "track", "type",     "language",
-	                                   "url",      "abstract", "status"};
+	static const char *const keys[] = {"id",   "title",    "start", "end",
+	                                   "room", "track",    "type",  "language",
+	                                   "url",  "abstract", "status"};
 	json_t *s = json_object();
 	if (!s)
 		return NULL;
@@ -205,7 +205,19 @@ struct jwalk {
 	const struct jdoc *doc;
 	const char *name;
 	struct err *err;
+	/* where the object being read sits (its container and key or index), for problems
+	 * with the object as a whole */
+	const json_t *in;
+	const char *key;
+	size_t index;
 };
+
+static void jat(struct jwalk *w, const json_t *in, const char *key, size_t index)
+{
+	w->in = in;
+	w->key = key;
+	w->index = index;
+}
 
 static int jfail(struct jwalk *w, const json_t *parent, const char *key, size_t index,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -244,7 +256,7 @@ static int req_str(struct jwalk *w, const json_t *obj, const char *key, const ch
 	if (!json_is_string(v)) {
 		if (v)
 			return jfail(w, obj, key, 0, "%s.%s is not a string", path, key);
-		return jfail(w, obj, NULL, 0, "%s has no \"%s\"", path, key);
+		return jfail(w, w->in, w->key, w->index, "%s has no \"%s\"", path, key);
 	}
 	*out = json_string_value(v);
 	return 0;
@@ -262,7 +274,8 @@ static int frab_id(struct jwalk *w, const json_t *obj, const char *path, char *o
 		if (json_is_string(v))
 			snprintf(shown, sizeof(shown), " (\"%.40s\")", json_string_value(v));
 		return jfail(w, obj, "id", 0,
-		             "%s.id is not a positive integer%s: frab ids are numbers", path, shown);
+		             "%s.id is not a positive integer%s: frab ids are numbers", path,
+		             shown);
 	}
 	snprintf(out, size, "%lld", (long long)json_integer_value(v));
 	return 0;
@@ -271,21 +284,22 @@ static int frab_id(struct jwalk *w, const json_t *obj, const char *path, char *o
 static int frab_person(struct jwalk *w, const json_t *p, const char *path, json_t *speakers)
 {
 	if (!json_is_object(p))
-		return jfail(w, p, NULL, 0, "%s is not an object", path);
+		return jfail(w, w->in, w->key, w->index, "%s is not an object", path);
 	char idbuf[32];
 	const char *guid, *code, *name, *pub;
-	if (frab_id(w, p, path, idbuf, sizeof(idbuf)) < 0 || opt_str(w, p, "guid", path, &guid) < 0 ||
-	    opt_str(w, p, "code", path, &code) < 0 || opt_str(w, p, "name", path, &name) < 0 ||
-	    opt_str(w, p, "public_name", path, &pub) < 0)
+	if (frab_id(w, p, path, idbuf, sizeof(idbuf)) < 0 ||
+	    opt_str(w, p, "guid", path, &guid) < 0 || opt_str(w, p, "code", path, &code) < 0 ||
+	    opt_str(w, p, "name", path, &name) < 0 || opt_str(w, p, "public_name", path, &pub) < 0)
 		return -1;
 	if (!*name)
 		name = pub;
 	if (!*name)
-		return jfail(w, p, NULL, 0, "%s has neither \"name\" nor \"public_name\"", path);
+		return jfail(w, w->in, w->key, w->index,
+		             "%s has neither \"name\" nor \"public_name\"", path);
 	const char *id = *guid ? guid : *code ? code : idbuf;
 	json_t *s = json_pack("{s:o, s:s}", "id", text_or_null(id), "name", name);
 	if (!s || json_array_append_new(speakers, s) < 0)
-		return jfail(w, p, NULL, 0, "%s: out of memory", path);
+		return jfail(w, w->in, w->key, w->index, "%s: out of memory", path);
 	return 0;
 }
 
@@ -293,18 +307,20 @@ static int frab_event(struct jwalk *w, const json_t *ev, const char *room, const
                       json_t *out)
 {
 	if (!json_is_object(ev))
-		return jfail(w, ev, NULL, 0, "%s is not an object", path);
+		return jfail(w, w->in, w->key, w->index, "%s is not an object", path);
 	char idbuf[32];
 	const char *guid, *title, *date, *dur, *eroom, *track, *type, *lang, *url, *abstract;
 	if (frab_id(w, ev, path, idbuf, sizeof(idbuf)) < 0 ||
 	    opt_str(w, ev, "guid", path, &guid) < 0 || req_str(w, ev, "title", path, &title) < 0 ||
 	    req_str(w, ev, "date", path, &date) < 0 || req_str(w, ev, "duration", path, &dur) < 0 ||
 	    opt_str(w, ev, "room", path, &eroom) < 0 || opt_str(w, ev, "track", path, &track) < 0 ||
-	    opt_str(w, ev, "type", path, &type) < 0 || opt_str(w, ev, "language", path, &lang) < 0 ||
-	    opt_str(w, ev, "url", path, &url) < 0 || opt_str(w, ev, "abstract", path, &abstract) < 0)
+	    opt_str(w, ev, "type", path, &type) < 0 ||
+	    opt_str(w, ev, "language", path, &lang) < 0 || opt_str(w, ev, "url", path, &url) < 0 ||
+	    opt_str(w, ev, "abstract", path, &abstract) < 0)
 		return -1;
 	if (!*guid && !*idbuf)
-		return jfail(w, ev, NULL, 0, "%s has neither \"guid\" nor \"id\"", path);
+		return jfail(w, w->in, w->key, w->index, "%s has neither \"guid\" nor \"id\"",
+		             path);
 	long long start, len;
 	if (schedule_instant(date, &start) < 0)
 		return jfail(w, ev, "date", 0,
@@ -313,7 +329,7 @@ static int frab_event(struct jwalk *w, const json_t *ev, const char *room, const
 		return jfail(w, ev, "duration", 0, "%s.duration \"%.40s\" is not HH:MM", path, dur);
 	json_t *slot = slot_new();
 	if (!slot)
-		return jfail(w, ev, NULL, 0, "out of memory");
+		return jfail(w, w->in, w->key, w->index, "out of memory");
 	const char *why = NULL;
 	if (set_times(slot, start, start + len, &why) < 0) {
 		json_decref(slot);
@@ -336,10 +352,10 @@ static int frab_event(struct jwalk *w, const json_t *ev, const char *room, const
 		return jfail(w, ev, "persons", 0, "%s.persons is not an array", path);
 	size_t i;
 	const json_t *p;
-	json_array_foreach(persons, i, p)
-	{
+	json_array_foreach(persons, i, p) {
 		char pp[300];
 		snprintf(pp, sizeof(pp), "%s.persons[%zu]", path, i);
+		jat(w, persons, NULL, i);
 		if (frab_person(w, p, pp, json_object_get(slot, "speakers")) < 0)
 			return -1;
 	}
@@ -351,25 +367,25 @@ static int frab_day(struct jwalk *w, const json_t *day, size_t d, json_t *out)
 	char path[64];
 	snprintf(path, sizeof(path), "conference.days[%zu]", d);
 	if (!json_is_object(day))
-		return jfail(w, day, NULL, 0, "%s is not an object", path);
+		return jfail(w, w->in, w->key, w->index, "%s is not an object", path);
 	const json_t *rooms = json_object_get(day, "rooms");
 	if (!json_is_object(rooms))
-		return jfail(w, day, rooms ? "rooms" : NULL, 0, "%s.rooms is %s", path,
-		             rooms ? "not an object of room names" : "missing");
+		return rooms ? jfail(w, day, "rooms", 0, "%s.rooms is not an object of room names",
+		                     path)
+		             : jfail(w, w->in, w->key, w->index, "%s has no \"rooms\"", path);
 	const char *room;
 	const json_t *events;
-	json_object_foreach((json_t *)rooms, room, events)
-	{
+	json_object_foreach((json_t *)rooms, room, events) {
 		char rp[200];
 		snprintf(rp, sizeof(rp), "%s.rooms[\"%.80s\"]", path, room);
 		if (!json_is_array(events))
 			return jfail(w, rooms, room, 0, "%s is not an array of events", rp);
 		size_t i;
 		const json_t *ev;
-		json_array_foreach(events, i, ev)
-		{
+		json_array_foreach(events, i, ev) {
 			char ep[240];
 			snprintf(ep, sizeof(ep), "%s[%zu]", rp, i);
+			jat(w, events, NULL, i);
 			if (frab_event(w, ev, room, ep, out) < 0)
 				return -1;
 		}
@@ -381,28 +397,35 @@ static json_t *frab_json_walk(struct jwalk *w, const json_t *root)
 {
 	const json_t *sched = json_object_get(root, "schedule");
 	if (!json_is_object(sched)) {
-		jfail(w, sched ? root : NULL, sched ? "schedule" : NULL, 0,
-		      "not a frab schedule: %s", sched ? "\"schedule\" is not an object"
-		                                        : "no \"schedule\" object at the top");
+		if (sched)
+			jfail(w, root, "schedule", 0,
+			      "not a frab schedule: \"schedule\" is not an object");
+		else
+			jfail(w, NULL, NULL, 0,
+			      "not a frab schedule: no \"schedule\" object at the top");
 		return NULL;
 	}
 	const json_t *conf = json_object_get(sched, "conference");
 	if (!json_is_object(conf)) {
-		jfail(w, sched, conf ? "conference" : NULL, 0, "schedule.conference is %s",
-		      conf ? "not an object" : "missing");
+		if (conf)
+			jfail(w, sched, "conference", 0, "schedule.conference is not an object");
+		else
+			jfail(w, root, "schedule", 0, "schedule.conference is missing");
 		return NULL;
 	}
 	const json_t *days = json_object_get(conf, "days");
 	if (!json_is_array(days)) {
-		jfail(w, conf, days ? "days" : NULL, 0, "conference.days is %s",
-		      days ? "not an array" : "missing");
+		if (days)
+			jfail(w, conf, "days", 0, "conference.days is not an array");
+		else
+			jfail(w, sched, "conference", 0, "conference.days is missing");
 		return NULL;
 	}
 	json_t *out = json_array();
 	size_t i;
 	const json_t *day;
-	json_array_foreach(days, i, day)
-	{
+	json_array_foreach(days, i, day) {
+		jat(w, days, NULL, i);
 		if (frab_day(w, day, i, out) < 0) {
 			json_decref(out);
 			return NULL;
@@ -470,21 +493,22 @@ static struct jdoc *json_doc(const char *data, size_t len, const char *name, str
 		return doc;
 	unsigned line, col;
 	if (find_comment(data, len, &line, &col) == 0)
-		err_set(err, "%s:%u:%u: a comment: JSON has none (remove it; the exports pretalx and "
-		        "frab write have none)", name, line, col);
+		err_set(err,
+		        "%s:%u:%u: a comment: JSON has none (remove it; the exports pretalx and "
+		        "frab write have none)",
+		        name, line, col);
 	else
 		err_set(err, "%s", e.msg);
 	return NULL;
 }
 
-json_t *schedule_parse_frab_json(const char *data, size_t len, const char *name,
-                                 struct err *err)
+json_t *schedule_parse_frab_json(const char *data, size_t len, const char *name, struct err *err)
 {
 	name = or_default(name);
 	struct jdoc *doc = json_doc(data, len, name, err);
 	if (!doc)
 		return NULL;
-	struct jwalk w = {doc, name, err};
+	struct jwalk w = {.doc = doc, .name = name, .err = err};
 	json_t *out = frab_json_walk(&w, jdoc_root(doc));
 	jdoc_free(doc);
 	return out;
@@ -509,16 +533,14 @@ static const char *i18n(const json_t *v, char *buf, size_t size)
 		return json_string_value(en);
 	const char *k;
 	const json_t *x;
-	json_object_foreach((json_t *)v, k, x)
-	{
+	json_object_foreach((json_t *)v, k, x) {
 		if (json_is_string(x) && *json_string_value(x))
 			return json_string_value(x);
 	}
 	return NULL;
 }
 
-static int pretalx_one(const json_t *sub, size_t i, const char *name, json_t *out,
-                       struct err *err)
+static int pretalx_one(const json_t *sub, size_t i, const char *name, json_t *out, struct err *err)
 {
 	if (!json_is_object(sub))
 		return err_set(err, "%s: results[%zu] is not an object", name, i);
@@ -535,13 +557,14 @@ static int pretalx_one(const json_t *sub, size_t i, const char *name, json_t *ou
 	char b1[32], b2[32], b3[32];
 	json_object_set_new(slot, "id", json_string(code));
 	json_object_set_new(slot, "title", text_or_null(json_string_value(title)));
-	json_object_set_new(slot, "track", text_or_null(i18n(json_object_get(sub, "track"), b1,
-	                                                     sizeof(b1))));
-	json_object_set_new(slot, "type",
-	                    text_or_null(i18n(json_object_get(sub, "submission_type"), b2,
-	                                      sizeof(b2))));
-	json_object_set_new(slot, "language",
-	                    text_or_null(json_string_value(json_object_get(sub, "content_locale"))));
+	json_object_set_new(slot, "track",
+	                    text_or_null(i18n(json_object_get(sub, "track"), b1, sizeof(b1))));
+	json_object_set_new(
+	    slot, "type",
+	    text_or_null(i18n(json_object_get(sub, "submission_type"), b2, sizeof(b2))));
+	json_object_set_new(
+	    slot, "language",
+	    text_or_null(json_string_value(json_object_get(sub, "content_locale"))));
 	json_object_set_new(slot, "abstract",
 	                    text_or_null(json_string_value(json_object_get(sub, "abstract"))));
 	json_object_set_new(slot, "status",
@@ -550,21 +573,23 @@ static int pretalx_one(const json_t *sub, size_t i, const char *name, json_t *ou
 
 	const json_t *when = json_object_get(sub, "slot");
 	if (json_is_object(when)) {
-		json_object_set_new(slot, "room", text_or_null(i18n(json_object_get(when, "room"),
-		                                                     b3, sizeof(b3))));
+		json_object_set_new(
+		    slot, "room",
+		    text_or_null(i18n(json_object_get(when, "room"), b3, sizeof(b3))));
 		const char *s = json_string_value(json_object_get(when, "start"));
 		const char *e = json_string_value(json_object_get(when, "end"));
 		long long ts, te;
 		const char *why = NULL;
 		if (s && e) {
 			if (schedule_instant(s, &ts) < 0 || schedule_instant(e, &te) < 0)
-				return err_set(err,
-				               "%s: results[%zu] (%.20s): slot start or end is not a "
-				               "date-time with a UTC offset",
-				               name, i, code);
+				return err_set(
+				    err,
+				    "%s: results[%zu] (%.20s): slot start or end is not a "
+				    "date-time with a UTC offset",
+				    name, i, code);
 			if (set_times(slot, ts, te, &why) < 0)
-				return err_set(err, "%s: results[%zu] (%.20s): the slot %s", name, i,
-				               code, why);
+				return err_set(err, "%s: results[%zu] (%.20s): the slot %s", name,
+				               i, code, why);
 		}
 	} else if (when && !json_is_null(when)) {
 		return err_set(err, "%s: results[%zu] (%.20s): \"slot\" is not an object", name, i,
@@ -574,8 +599,7 @@ static int pretalx_one(const json_t *sub, size_t i, const char *name, json_t *ou
 	const json_t *speakers = json_object_get(sub, "speakers");
 	size_t k;
 	const json_t *sp;
-	json_array_foreach(speakers, k, sp)
-	{
+	json_array_foreach(speakers, k, sp) {
 		const char *id = NULL, *sname = NULL;
 		if (json_is_string(sp)) {
 			id = json_string_value(sp); /* a speaker code only */
@@ -583,11 +607,13 @@ static int pretalx_one(const json_t *sub, size_t i, const char *name, json_t *ou
 			id = json_string_value(json_object_get(sp, "code"));
 			sname = json_string_value(json_object_get(sp, "name"));
 		} else {
-			return err_set(err, "%s: results[%zu] (%.20s): speakers[%zu] is neither a "
-			               "code nor an object", name, i, code, k);
+			return err_set(err,
+			               "%s: results[%zu] (%.20s): speakers[%zu] is neither a "
+			               "code nor an object",
+			               name, i, code, k);
 		}
-		json_t *s = json_pack("{s:o, s:o}", "id", text_or_null(id), "name",
-		                      text_or_null(sname));
+		json_t *s =
+		    json_pack("{s:o, s:o}", "id", text_or_null(id), "name", text_or_null(sname));
 		if (!s || json_array_append_new(json_object_get(slot, "speakers"), s) < 0)
 			return err_set(err, "%s: out of memory", name);
 	}
@@ -604,8 +630,7 @@ json_t *schedule_parse_pretalx(const json_t *results, const char *name, struct e
 	json_t *out = json_array();
 	size_t i;
 	const json_t *sub;
-	json_array_foreach(results, i, sub)
-	{
+	json_array_foreach(results, i, sub) {
 		if (pretalx_one(sub, i, name, out, err) < 0) {
 			json_decref(out);
 			return NULL;
@@ -616,11 +641,21 @@ json_t *schedule_parse_pretalx(const json_t *results, const char *name, struct e
 
 /* --- frab XML -------------------------------------------------------------------------------- */
 
-enum field { F_DATE, F_DURATION, F_TITLE, F_ROOM, F_TRACK, F_TYPE, F_LANGUAGE, F_URL, F_ABSTRACT,
-             F_PERSON, F_COUNT };
-static const char *const field_name[F_COUNT] = {"date",  "duration", "title", "room",
-                                                "track", "type",     "language", "url",
-                                                "abstract", "person"};
+enum field {
+	F_DATE,
+	F_DURATION,
+	F_TITLE,
+	F_ROOM,
+	F_TRACK,
+	F_TYPE,
+	F_LANGUAGE,
+	F_URL,
+	F_ABSTRACT,
+	F_PERSON,
+	F_COUNT
+};
+static const char *const field_name[F_COUNT] = {"date", "duration", "title", "room",     "track",
+                                                "type", "language", "url",   "abstract", "person"};
 
 static const struct xmllib *lx; /* set before the first parse */
 
@@ -629,13 +664,13 @@ struct xparse {
 	const char *name;
 	int depth;
 	bool root_seen;
-	char *room;        /* the enclosing <room name="..."> */
-	int event_depth;   /* depth of the open <event>, 0 when none */
+	char *room;      /* the enclosing <room name="..."> */
+	int event_depth; /* depth of the open <event>, 0 when none */
 	int event_line;
-	char *guid, *id;   /* the event's attributes */
-	char *person_id;   /* the open <person>'s guid or id attribute */
+	char *guid, *id; /* the event's attributes */
+	char *person_id; /* the open <person>'s guid or id attribute */
 	char *text[F_COUNT];
-	int capture;       /* the field whose text is being read, -1 when none */
+	int capture; /* the field whose text is being read, -1 when none */
 	char *buf;
 	size_t len, cap;
 	json_t *speakers;
@@ -674,7 +709,7 @@ static void xfail_at(struct xparse *p, int line, int col, const char *fmt, ...)
 }
 
 #define XFAIL(p, ...)                                                                              \
-	xfail_at((p), lx->SAX2GetLineNumber((p)->ctxt), lx->SAX2GetColumnNumber((p)->ctxt),         \
+	xfail_at((p), lx->SAX2GetLineNumber((p)->ctxt), lx->SAX2GetColumnNumber((p)->ctxt),        \
 	         __VA_ARGS__)
 
 static void x_error(void *ud, xmlErrorPtr e)
@@ -737,8 +772,7 @@ static void x_event_reset(struct xparse *p)
 }
 
 static void x_start(void *ud, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri,
-                    int nns, const xmlChar **ns, int nattrs, int ndefaulted,
-                    const xmlChar **attrs)
+                    int nns, const xmlChar **ns, int nattrs, int ndefaulted, const xmlChar **attrs)
 {
 	struct xparse *p = xfrom(ud);
 	const char *name = (const char *)local;
@@ -782,7 +816,9 @@ static void x_start(void *ud, const xmlChar *local, const xmlChar *prefix, const
 			if (strcmp(name, field_name[i]) == 0) {
 				if (p->text[i]) {
 					XFAIL(p, "a second <%s> in event %s", name,
-					      p->guid ? p->guid : p->id ? p->id : "");
+					      p->guid ? p->guid
+					      : p->id ? p->id
+					              : "");
 					return;
 				}
 				p->capture = i;
@@ -846,13 +882,14 @@ static void x_event_end(struct xparse *p)
 		}
 	long long start, len;
 	if (schedule_instant(p->text[F_DATE], &start) < 0) {
-		xfail_at(p, line, 0, "event %.40s: <date> \"%.40s\" is not a date-time with a UTC offset",
-		         ev, p->text[F_DATE]);
+		xfail_at(p, line, 0,
+		         "event %.40s: <date> \"%.40s\" is not a date-time with a UTC offset", ev,
+		         p->text[F_DATE]);
 		return;
 	}
 	if (schedule_duration(p->text[F_DURATION], &len) < 0) {
-		xfail_at(p, line, 0, "event %.40s: <duration> \"%.40s\" is not HH:MM or HH:MM:SS", ev,
-		         p->text[F_DURATION]);
+		xfail_at(p, line, 0, "event %.40s: <duration> \"%.40s\" is not HH:MM or HH:MM:SS",
+		         ev, p->text[F_DURATION]);
 		return;
 	}
 	json_t *slot = slot_new();
@@ -895,8 +932,8 @@ static void x_end(void *ud, const xmlChar *local, const xmlChar *prefix, const x
 			return;
 		}
 		if (f == F_PERSON) {
-			json_t *s = json_pack("{s:o, s:o}", "id", text_or_null(p->person_id), "name",
-			                      text_or_null(t));
+			json_t *s = json_pack("{s:o, s:o}", "id", text_or_null(p->person_id),
+			                      "name", text_or_null(t));
 			free(t);
 			if (!s || json_array_append_new(p->speakers, s) < 0)
 				XFAIL(p, "out of memory or text that is not UTF-8");
@@ -986,7 +1023,7 @@ json_t *schedule_parse(const char *data, size_t len, const char *name, struct er
 	if (!doc)
 		return NULL;
 	json_t *root = jdoc_root(doc), *out = NULL;
-	struct jwalk w = {doc, name, err};
+	struct jwalk w = {.doc = doc, .name = name, .err = err};
 	if (json_is_object(root) && json_object_get(root, "schedule"))
 		out = frab_json_walk(&w, root);
 	else if (json_is_array(root))
@@ -994,8 +1031,10 @@ json_t *schedule_parse(const char *data, size_t len, const char *name, struct er
 	else if (json_is_array(json_object_get(root, "results")))
 		out = schedule_parse_pretalx(json_object_get(root, "results"), name, err);
 	else
-		err_set(err, "%s: neither a frab schedule ({\"schedule\": ...}) nor pretalx results "
-		        "(an array, or {\"results\": [...]})", name);
+		err_set(err,
+		        "%s: neither a frab schedule ({\"schedule\": ...}) nor pretalx results "
+		        "(an array, or {\"results\": [...]})",
+		        name);
 	jdoc_free(doc);
 	return out;
 }

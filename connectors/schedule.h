@@ -31,8 +31,7 @@ json_t *schedule_parse(const char *data, size_t len, const char *name, struct er
  * with "date" (a date-time with offset) and "duration" ("HH:MM") per event. Checked against the
  * c3voc schema where it matters to us: event and person ids are integers, every event has a
  * title, date and duration, every person a name. */
-json_t *schedule_parse_frab_json(const char *data, size_t len, const char *name,
-                                 struct err *err);
+json_t *schedule_parse_frab_json(const char *data, size_t len, const char *name, struct err *err);
 
 /* frab XML (/{event}/schedule.xml): schedule/day/room/event with guid and id attributes, and
  * date, duration ("HH:MM" or "HH:MM:SS"), title, room, track, type, language, url, abstract,

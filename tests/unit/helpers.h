@@ -29,6 +29,7 @@ GROUP(group_outbox);
 GROUP(group_interact);
 GROUP(group_sources);
 GROUP(group_moodle);
+GROUP(group_calendars);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);
