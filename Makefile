@@ -10,9 +10,15 @@
 #   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
 
 CC       ?= cc
+<<<<<<< HEAD
 PKGS     := libuv libwebsockets libcurl jansson libpq zlib libical
 # libxml2 is loaded when the first Moodle XML answer arrives (connectors/moodle_xml.c): its
 # headers only, no link
+=======
+PKGS     := libuv libwebsockets libcurl jansson libpq zlib
+# libxml2 is loaded when the first XML document arrives (connectors/xmllib.c): its headers
+# only, no link
+>>>>>>> sched
 PKGS_DL  := libxml-2.0
 SANITIZE ?=
 
@@ -89,7 +95,7 @@ FUZZ_FLAGS  = -std=c11 -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefi
               -Ibridge -Iconnectors $(PKG_CFLAGS)
 
 $(FUZZ_DIR)/fuzz_csv $(FUZZ_DIR)/fuzz_roster_json: connectors/roster_file.c
-$(FUZZ_DIR)/fuzz_moodle_xml: connectors/moodle_xml.c
+$(FUZZ_DIR)/fuzz_moodle_xml: connectors/moodle_xml.c connectors/xmllib.c
 $(FUZZ_DIR)/fuzz_jtok: bridge/jtok.c
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c bridge/err.c
 	@mkdir -p $(dir $@)

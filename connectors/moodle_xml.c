@@ -1,38 +1,19 @@
 /* Moodle's XML answers into JSON values, read with libxml2's SAX interface: the values are
  * built as the elements go by, so a large answer never exists twice as a DOM and a JSON tree,
- * and a DOCTYPE or excess depth stops the parser where it appears.
- *
- * libxml2 is loaded on the first answer rather than linked: on Debian it brings ICU and the
- * C++ runtime, about 2.4 MB of resident memory that a bridge without a Moodle source in XML
- * would carry for nothing. */
-#include <dlfcn.h>
-#include <pthread.h>
+ * and a DOCTYPE or excess depth stops the parser where it appears. libxml2 itself is loaded
+ * on the first answer (xmllib.c). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/SAX2.h>
-#include <libxml/parser.h>
 #include <libxml/xmlerror.h>
 
 #include "moodle_xml.h"
+#include "xmllib.h"
 
-/* The few libxml2 functions used, typed by its own headers. */
-static struct {
-	__typeof__(&xmlInitParser) InitParser;
-	__typeof__(&xmlNewParserCtxt) NewParserCtxt;
-	__typeof__(&xmlCtxtReadMemory) CtxtReadMemory;
-	__typeof__(&xmlFreeDoc) FreeDoc;
-	__typeof__(&xmlFreeParserCtxt) FreeParserCtxt;
-	__typeof__(&xmlSAX2GetLineNumber) SAX2GetLineNumber;
-	__typeof__(&xmlStopParser) StopParser;
-	__typeof__(&xmlSetGenericErrorFunc) SetGenericErrorFunc;
-	__typeof__(&__xmlGenericError) GenericError;
-	__typeof__(&__xmlGenericErrorContext) GenericErrorContext;
-} lx;
-static char lx_error[256]; /* why libxml2 could not be loaded; "" when it was */
+static const struct xmllib *lx; /* set before the first parse */
 
 #define MAX_ANSWER (64u * 1024 * 1024)
 #define MAX_DEPTH  64
@@ -91,15 +72,24 @@ static void fail_at(struct parse *p, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
 	va_end(ap);
-	lx.StopParser(p->ctxt);
+	lx->StopParser(p->ctxt);
 }
 
-#define FAIL(p, ...) fail_at((p), lx.SAX2GetLineNumber((p)->ctxt), __VA_ARGS__)
+/* The parse behind a callback's parser context, which it also remembers for FAIL. */
+static struct parse *from(void *ud)
+{
+	xmlParserCtxtPtr ctxt = ud;
+	struct parse *p = ctxt->_private;
+	p->ctxt = ctxt;
+	return p;
+}
+
+#define FAIL(p, ...) fail_at((p), lx->SAX2GetLineNumber((p)->ctxt), __VA_ARGS__)
 
 /* libxml2's errors for this document: kept, never printed. */
 static void on_error(void *ud, xmlErrorPtr e)
 {
-	struct parse *p = ((xmlParserCtxtPtr)ud)->_private;
+	struct parse *p = from(ud);
 	if (!e || e->level < XML_ERR_ERROR || p->failed)
 		return;
 	char m[sizeof(p->msg)];
@@ -110,16 +100,10 @@ static void on_error(void *ud, xmlErrorPtr e)
 	fail_at(p, e->line, "not well-formed XML: %s", m);
 }
 
-/* What libxml2 reports outside the parser context (encoding, memory) goes to the thread's
- * generic handler, which prints to stderr: this one stands in for it during a parse. */
-static void quiet(void *ctx, const char *msg, ...)
-{
-}
-
 static void on_doctype(void *ud, const xmlChar *name, const xmlChar *ext, const xmlChar *sys)
 {
 	/* refused before its internal subset is read: no entity is ever declared */
-	FAIL((struct parse *)((xmlParserCtxtPtr)ud)->_private,
+	FAIL(from(ud),
 	     "a DOCTYPE is not accepted (Moodle sends none; DTDs could declare entities)");
 }
 
@@ -133,7 +117,7 @@ static bool blank(const xmlChar *s, int len)
 
 static void on_text(void *ud, const xmlChar *s, int len)
 {
-	struct parse *p = ((xmlParserCtxtPtr)ud)->_private;
+	struct parse *p = from(ud);
 	if (p->failed || p->depth == 0)
 		return;
 	enum kind k = p->stack[p->depth - 1].kind;
@@ -196,7 +180,7 @@ static enum kind value_kind(const char *name)
 static void on_start(void *ud, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri,
                      int nns, const xmlChar **ns, int nattrs, int ndefaulted, const xmlChar **attrs)
 {
-	struct parse *p = ((xmlParserCtxtPtr)ud)->_private;
+	struct parse *p = from(ud);
 	const char *name = (const char *)local;
 	if (p->failed)
 		return;
@@ -301,7 +285,7 @@ static int give(struct parse *p, json_t *v)
 
 static void on_end(void *ud, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri)
 {
-	struct parse *p = ((xmlParserCtxtPtr)ud)->_private;
+	struct parse *p = from(ud);
 	if (p->failed || p->depth == 0)
 		return;
 	struct frame f = p->stack[--p->depth];
@@ -360,93 +344,6 @@ static int moodle_error(struct err *err, const char *code, const char *message, 
 	               cls && *cls ? cls : "", cls && *cls ? ")" : "");
 }
 
-static const char *skip_past(const char *p, const char *end, const char *marker)
-{
-	size_t m = strlen(marker);
-	while ((p = memchr(p, marker[0], (size_t)(end - p))) && (size_t)(end - p) >= m) {
-		if (memcmp(p, marker, m) == 0)
-			return p + m;
-		p++;
-	}
-	return end;
-}
-
-/* libxml2 checks each attribute of a tag against all the others before any callback sees
- * the tag: 80,000 attributes take seconds, 64 MiB of them hours. Moodle writes at most one
- * per element, so a tag with more than MAX_ATTRS is refused before parsing. Returns its
- * offset, or -1. Comments, CDATA and processing instructions are skipped, quoted values
- * too (they may hold '>'). */
-static long crowded_tag(const char *s, size_t len)
-{
-	const char *p = s, *end = s + len;
-	while ((p = memchr(p, '<', (size_t)(end - p)))) {
-		const char *tag = p++;
-		if (end - p >= 3 && memcmp(p, "!--", 3) == 0) {
-			p = skip_past(p + 3, end, "-->");
-			continue;
-		}
-		if (end - p >= 8 && memcmp(p, "![CDATA[", 8) == 0) {
-			p = skip_past(p + 8, end, "]]>");
-			continue;
-		}
-		if (p < end && *p == '?') {
-			p = skip_past(p + 1, end, "?>");
-			continue;
-		}
-		int eq = 0;
-		while (p < end && *p != '>' && *p != '<') {
-			if (*p == '"' || *p == '\'') {
-				const char *q = memchr(p + 1, *p, (size_t)(end - p - 1));
-				p = q ? q + 1 : end;
-				continue;
-			}
-			if (*p == '=' && ++eq > MAX_ATTRS)
-				return tag - s;
-			p++;
-		}
-	}
-	return -1;
-}
-
-static int line_at(const char *s, long off)
-{
-	int line = 1;
-	for (const char *p = s; (p = memchr(p, '\n', (size_t)(s + off - p))); p++)
-		line++;
-	return line;
-}
-
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-
-static void xml_init(void)
-{
-	void *h = dlopen("libxml2.so.2", RTLD_NOW | RTLD_LOCAL);
-	const char *why = h ? NULL : dlerror();
-	struct {
-		void **slot;
-		const char *name;
-	} syms[] = {
-	    {(void **)&lx.InitParser, "xmlInitParser"},
-	    {(void **)&lx.NewParserCtxt, "xmlNewParserCtxt"},
-	    {(void **)&lx.CtxtReadMemory, "xmlCtxtReadMemory"},
-	    {(void **)&lx.FreeDoc, "xmlFreeDoc"},
-	    {(void **)&lx.FreeParserCtxt, "xmlFreeParserCtxt"},
-	    {(void **)&lx.SAX2GetLineNumber, "xmlSAX2GetLineNumber"},
-	    {(void **)&lx.StopParser, "xmlStopParser"},
-	    {(void **)&lx.SetGenericErrorFunc, "xmlSetGenericErrorFunc"},
-	    {(void **)&lx.GenericError, "__xmlGenericError"},
-	    {(void **)&lx.GenericErrorContext, "__xmlGenericErrorContext"},
-	};
-	for (size_t i = 0; h && !why && i < sizeof(syms) / sizeof(syms[0]); i++)
-		if (!(*syms[i].slot = dlsym(h, syms[i].name)))
-			why = syms[i].name;
-	if (why) {
-		snprintf(lx_error, sizeof(lx_error), "%s", why);
-		return;
-	}
-	lx.InitParser();
-}
-
 json_t *moodle_xml_parse(const char *xml, size_t len, struct err *err)
 {
 	if (len == 0) {
@@ -458,25 +355,16 @@ json_t *moodle_xml_parse(const char *xml, size_t len, struct err *err)
 		        MAX_ANSWER >> 20);
 		return NULL;
 	}
-	long crowded = crowded_tag(xml, len);
-	if (crowded >= 0) {
-		err_set(err, "moodle answer, line %d: a tag with more than %d attributes",
-		        line_at(xml, crowded), MAX_ATTRS);
+	int crowded = xmllib_crowded_tag(xml, len, MAX_ATTRS);
+	if (crowded) {
+		err_set(err, "moodle answer, line %d: a tag with more than %d attributes", crowded,
+		        MAX_ATTRS);
 		return NULL;
 	}
-	pthread_once(&xml_once, xml_init);
-	if (lx_error[0]) {
-		err_set(err, "libxml2 cannot be loaded (%s): install the libxml2 package",
-		        lx_error);
+	if (!(lx = xmllib_get(err)))
 		return NULL;
-	}
 
 	struct parse p = {0};
-	p.ctxt = lx.NewParserCtxt();
-	if (!p.ctxt) {
-		err_set(err, "moodle answer: out of memory");
-		return NULL;
-	}
 	/* Only these callbacks: no tree, no entity or DTD handling, errors to on_error. Blanks
 	 * go to on_text like other text, so libxml2 never guesses which are ignorable. */
 	xmlSAXHandler sax = {0};
@@ -488,24 +376,13 @@ json_t *moodle_xml_parse(const char *xml, size_t len, struct err *err)
 	sax.cdataBlock = on_text;
 	sax.internalSubset = on_doctype;
 	sax.serror = on_error;
-	*p.ctxt->sax = sax;
-	p.ctxt->_private = &p;
-
-	xmlGenericErrorFunc old_fn = *lx.GenericError();
-	void *old_ctx = *lx.GenericErrorContext();
-	lx.SetGenericErrorFunc(NULL, quiet);
-	/* No NOENT (entities stay unexpanded), NONET, no DTDLOAD; UTF-8 whatever the
-	 * declaration says. HUGE lifts libxml2's 10 MB limit on one run of text (a long
-	 * description is data); the limits that matter are ours: 64 MiB, 64 levels, no DTD. */
-	xmlDocPtr doc =
-	    lx.CtxtReadMemory(p.ctxt, xml, (int)len, NULL, "UTF-8",
-	                      XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_IGNORE_ENC |
-	                          XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_HUGE);
-	lx.SetGenericErrorFunc(old_ctx, old_fn);
-	int well_formed = p.ctxt->wellFormed;
-	int line = lx.SAX2GetLineNumber(p.ctxt);
-	lx.FreeDoc(doc);
-	lx.FreeParserCtxt(p.ctxt);
+	/* The limits that matter are ours: 64 MiB, 64 levels, no DTD. */
+	int line = 0;
+	int well_formed = xmllib_sax_parse(&sax, &p, xml, len, &line, err);
+	if (well_formed < 0) {
+		free_parse(&p);
+		return NULL;
+	}
 
 	json_t *out = NULL;
 	if (p.failed)
