@@ -10,15 +10,9 @@
 #   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
 
 CC       ?= cc
-<<<<<<< HEAD
 PKGS     := libuv libwebsockets libcurl jansson libpq zlib libical
-# libxml2 is loaded when the first Moodle XML answer arrives (connectors/moodle_xml.c): its
-# headers only, no link
-=======
-PKGS     := libuv libwebsockets libcurl jansson libpq zlib
 # libxml2 is loaded when the first XML document arrives (connectors/xmllib.c): its headers
 # only, no link
->>>>>>> sched
 PKGS_DL  := libxml-2.0
 SANITIZE ?=
 

@@ -48,6 +48,6 @@ struct connector_ops {
 const struct connector_ops *connector_find(const char *type);
 
 extern const struct connector_ops roster_file_connector, canvas_connector, moodle_connector,
-    pretix_connector, ical_connector;
+    pretix_connector, ical_connector, pretalx_connector, holidays_connector;
 
 #endif

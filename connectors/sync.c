@@ -11,7 +11,8 @@ const struct connector_ops *connector_find(const char *type)
 {
 	static const struct connector_ops *const all[] = {&roster_file_connector, &canvas_connector,
 	                                                  &moodle_connector, &pretix_connector,
-	                                                  &ical_connector};
+	                                                  &ical_connector, &pretalx_connector,
+	                                                  &holidays_connector};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (strcmp(all[i]->type, type) == 0)
 			return all[i];
@@ -397,7 +398,8 @@ static unsigned interval_ms(const struct source_cfg *s)
 	 * requests against its limits */
 	if (strcmp(s->type, "roster_file") == 0)
 		return s->path ? 60000 : 300000;
-	return 900000;
+	/* holidays change once a year */
+	return strcmp(s->type, "holidays") == 0 ? 86400000 : 900000;
 }
 
 static unsigned retry_ms(const struct source_cfg *s)

@@ -29,11 +29,8 @@ GROUP(group_outbox);
 GROUP(group_interact);
 GROUP(group_sources);
 GROUP(group_moodle);
-<<<<<<< HEAD
 GROUP(group_ical);
-=======
 GROUP(group_calendars);
->>>>>>> sched
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);
