@@ -43,13 +43,13 @@ static const char *type_of(const char *name)
 	return "application/octet-stream";
 }
 
+/* a path below /files: printable, no "..", so that an API's paths can be files too */
 static int valid_name(const char *name)
 {
-	if (!*name || strlen(name) > 200 || name[0] == '.')
+	if (!*name || strlen(name) > 200 || name[0] == '.' || name[0] == '/' || strstr(name, ".."))
 		return 0;
 	for (const char *p = name; *p; p++)
-		if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
-		      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+		if ((unsigned char)*p <= ' ' || *p == 127)
 			return 0;
 	return 1;
 }
@@ -207,8 +207,8 @@ void files_ctl(struct http_req *rq, struct http_resp *rs)
 	if (!name || !valid_name(name)) {
 		rs->status = 400;
 		rs->body = json_pack("{s:s}", "error",
-		                     "needs {\"name\": NAME} (letters, digits, - _ .), and \"text\" or "
-		                     "\"path\" to put a file");
+		                     "needs {\"name\": NAME} (printable, no spaces, no ..), and \"text\" "
+		                     "or \"path\" to put a file");
 		return;
 	}
 	if (strcmp(rq->method, "DELETE") == 0) {

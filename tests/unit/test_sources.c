@@ -995,6 +995,146 @@ static void test_sync_ical_feed(void **state)
 	th_sim_stop(sim);
 }
 
+/* Schedules and holidays: a frab export and pretalx's API (paged, with a token) into slots;
+ * Nager.Date answers per year, a holiday table with allow/deny lists, notes from the
+ * configuration and summaries fetched once and kept. */
+static void put_path(int port, const char *name, const char *path, const char *token)
+{
+	char abs[1024], cwd[512];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(abs, sizeof(abs), "%s/%s", cwd, path);
+	json_t *b = json_pack("{s:s, s:s, s:s?}", "name", name, "path", abs, "token", token);
+	char *body = json_dumps(b, 0);
+	assert_int_equal(th_sim_call(port, "POST", "/_sim/sources/files", body, NULL), 200);
+	free(body);
+	json_decref(b);
+}
+
+static void test_sync_calendars(void **state)
+{
+	char db[1024], cfgtext[2048], simdir[64], text[4096], got[256];
+	int port;
+	pid_t sim = th_sim_start(NULL, &port, simdir, sizeof(simdir));
+	th_fresh_db(db, sizeof(db));
+	put_path(port, "camp2019.json", "tests/fixtures/pretalx/voc-schedule__frab-camp2019.json",
+	         NULL);
+	put_path(port, "2024-DE.json", "tests/fixtures/holidays/nager-style__DE_2024.json", NULL);
+	/* pretalx's API: two pages of one submission each, behind a token */
+	/* the documentation's example opens with a comment, which JSON has not */
+	char *doc = NULL;
+	size_t doclen = 0;
+	FILE *df = fopen("tests/fixtures/pretalx/voc-schedule__pretalx-submission.json", "rb");
+	assert_non_null(df);
+	FILE *m = open_memstream(&doc, &doclen);
+	int ch;
+	while ((ch = fgetc(df)) != EOF)
+		fputc(ch, m);
+	fclose(df);
+	fclose(m);
+	json_t *sub = json_loads(strchr(doc, '{'), 0, NULL);
+	free(doc);
+	assert_non_null(sub);
+	json_t *sub2 = json_deep_copy(sub);
+	json_object_set_new(sub2, "code", json_string("SECOND"));
+	char next[256];
+	snprintf(next, sizeof(next), "http://127.0.0.1:%d/files/api/events/democon/talks/p2", port);
+	json_t *p1 = json_pack("{s:i, s:s, s:n, s:[O]}", "count", 2, "next", next, "previous",
+	                       "results", sub);
+	json_t *p2 = json_pack("{s:i, s:n, s:n, s:[O]}", "count", 2, "next", "previous", "results",
+	                       sub2);
+	const char *names[] = {"api/events/democon/talks/", "api/events/democon/talks/p2"};
+	json_t *pages[] = {p1, p2};
+	for (int i = 0; i < 2; i++) {
+		char *t = json_dumps(pages[i], 0);
+		json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "name", names[i], "text", t, "token",
+		                      "talk-token", "content_type", "application/json");
+		char *body = json_dumps(b, 0);
+		assert_int_equal(th_sim_call(port, "POST", "/_sim/sources/files", body, NULL), 200);
+		free(body);
+		free(t);
+		json_decref(b);
+		json_decref(pages[i]);
+	}
+	json_decref(sub);
+	json_decref(sub2);
+	put_file(port, "wiki/Epiphany.json",
+	         "{\"title\": \"Epiphany\", \"extract\": \"Epiphany is a Christian feast day.\", "
+	         "\"content_urls\": {\"desktop\": {\"page\": "
+	         "\"https://en.wikipedia.org/wiki/Epiphany_(holiday)\"}}}");
+
+	snprintf(cfgtext, sizeof(cfgtext),
+	         "{\"sources\": ["
+	         "{\"name\": \"camp\", \"type\": \"pretalx\", \"url\": "
+	         "\"http://127.0.0.1:%d/files/camp2019.json\"},"
+	         "{\"name\": \"talks\", \"type\": \"pretalx\", \"url\": \"http://127.0.0.1:%d/files\", "
+	         "\"event\": \"democon\", \"token_env\": \"TALK_TOKEN\"},"
+	         "{\"name\": \"nager\", \"type\": \"holidays\", \"url\": "
+	         "\"http://127.0.0.1:%d/files/{year}-{country}.json\", \"country\": \"DE\", "
+	         "\"region\": \"DE-BY\", \"years\": [2024, 2024], \"summaries\": "
+	         "\"http://127.0.0.1:%d/files/wiki/{title}.json\"},"
+	         "{\"name\": \"table\", \"type\": \"holidays\", \"path\": "
+	         "\"%s/tests/fixtures/holidays/python-holidays-snapshot__DE_BY.json\", \"years\": "
+	         "[2026, 2026], \"deny\": [\"* Break\"], \"notes\": {\"Epiphany\": \"Schools are "
+	         "closed.\"}}]}",
+	         port, port, port, port, getcwd(text, sizeof(text)));
+	const char *cfg = th_write_file(0, "cohortbridge.json", cfgtext);
+	char *out = NULL;
+	char dir[64], env_db[1100];
+	snprintf(env_db, sizeof(env_db), "DATABASE_URL=%s", db);
+	const char *env[] = {env_db, "TALK_TOKEN=talk-token", NULL};
+	const char *argv[] = {"cohortbridge", "--config", cfg, "--log-level", "warn", "sync", NULL};
+	int rc = th_run(argv, env, dir, sizeof(dir));
+	out = th_read(dir, "stdout");
+	if (rc != 0)
+		fail_msg("%s\n%s", out, th_read(dir, "stderr"));
+	assert_non_null(strstr(out, "camp: synced; 79 schedule slots (79 new, 0 changed, 0 removed)"));
+	assert_non_null(strstr(out, "talks: synced; 2 schedule slots (2 new"));
+	/* 10 nationwide days and Bavaria's 3 of 2024 */
+	assert_non_null(strstr(out, "nager: synced; 13 holidays (13 new"));
+	/* 2026 in Bavaria without the school breaks */
+	assert_non_null(strstr(out, "table: synced; 13 holidays (13 new"));
+	free(out);
+	assert_int_equal(count(db, "SELECT count(*) FROM schedule_slots WHERE source = 'talks' AND "
+	                           "id = 'SECOND'"),
+	                 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM holidays WHERE source = 'nager' AND "
+	                           "name = 'Epiphany' AND note LIKE 'Epiphany is a Christian%' AND "
+	                           "note_from LIKE 'https://en.wikipedia.org/wiki/Epiphany_(holiday) "
+	                           "(text: Wikipedia, CC BY-SA 4.0)'"),
+	                 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM holidays WHERE source = 'table' AND "
+	                           "name = 'Epiphany' AND note = 'Schools are closed.' AND "
+	                           "note_from = 'configuration'"),
+	                 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM holidays WHERE name LIKE '% Break'"), 0);
+	/* again: nothing changes, the export is a 304 and no summary is asked for twice */
+	assert_int_equal(th_sim_call(port, "DELETE", "/_sim/sources/requests", NULL, NULL), 204);
+	assert_int_equal(th_run(argv, env, dir, sizeof(dir)), 0);
+	out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "camp: unchanged since the last sync"));
+	assert_non_null(strstr(out, "talks: synced; 2 schedule slots (0 new, 0 changed, 0 removed)"));
+	assert_non_null(strstr(out, "nager: synced; 13 holidays (0 new, 0 changed, 0 removed)"));
+	free(out);
+	json_t *log = NULL;
+	assert_int_equal(th_sim_call(port, "GET", "/_sim/sources/requests", NULL, &log), 200);
+	char *logtext = json_dumps(log, 0);
+	assert_null(strstr(logtext, "/files/wiki/"));
+	free(logtext);
+	json_decref(log);
+	/* a wrong token, and a schedule that is not one: clear errors, nothing changed */
+	const char *bad_env[] = {env_db, "TALK_TOKEN=wrong", NULL};
+	put_file(port, "camp2019.json", "{\"schedule\": {\"conference\": {\"days\": 5}}}");
+	assert_int_equal(th_run(argv, bad_env, dir, sizeof(dir)), 1);
+	out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "talks: FAILED: the token was refused (401)"));
+	assert_non_null(strstr(out, "camp: FAILED: camp"));
+	snprintf(got, sizeof(got), "%d",
+	         count(db, "SELECT count(*) FROM schedule_slots WHERE source = 'camp'"));
+	assert_string_equal(got, "79");
+	free(out);
+	th_sim_stop(sim);
+}
+
 /* The Canvas request mocks of a Canvas client's test suite, served by the simulator: every
  * shape of paginated list (Link headers, a next link in the body, none), the overrides of an
  * assignment over two pages, and Canvas's rule for a student's due date among overrides. */
@@ -1171,7 +1311,8 @@ GROUP(group_sources)
 	    cmocka_unit_test(test_send_messages),
 	    cmocka_unit_test(test_canvas_mocks),
 	    cmocka_unit_test(test_sync_roster_sheet),
-	    cmocka_unit_test(test_sync_ical_feed),       cmocka_unit_test(test_fuzz_short),
+	    cmocka_unit_test(test_sync_ical_feed),
+	    cmocka_unit_test(test_sync_calendars),       cmocka_unit_test(test_fuzz_short),
 	};
 	return RUN_GROUP(tests);
 }
