@@ -10,9 +10,10 @@
  *   {"id", "title", "start", "end", "room", "track", "type", "language", "url", "abstract",
  *    "speakers": [{"id", "name"}], "status"}
  *
- * start and end are UTC, "YYYY-MM-DDTHH:MM:SSZ", computed from each event's own UTC offset
- * (a schedule may mix offsets, as 38C3's does across the change of its day boundaries); in
- * frab's formats end is start plus the duration. id is the event's guid where it has one
+ * start and end are UTC, "YYYY-MM-DDTHH:MM:SSZ", computed from each event's own UTC offset and
+ * never from the day's or the conference's (38C3's file starts its days at +00:00 and its
+ * events at +01:00; a schedule across a DST change has two offsets); in frab's formats end is
+ * start plus the duration. id is the event's guid where it has one
  * (stable across re-exports), else its id or pretalx code as a string. A field the source does
  * not give, or gives as "", is null; status only comes from pretalx's API (its "state"), and
  * a submission without a slot has null start, end and room. Slots keep the document's order.

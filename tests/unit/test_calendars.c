@@ -26,8 +26,9 @@ static char *fixture(const char *dir, const char *name, size_t *len)
 		n += (size_t)r;
 		if (n == cap) {
 			cap *= 2;
-			buf = realloc(buf, cap + 1);
-			assert_non_null(buf);
+			char *more = realloc(buf, cap + 1);
+			assert_non_null(more);
+			buf = more;
 		}
 	}
 	assert_true(r == 0);
