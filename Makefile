@@ -128,6 +128,8 @@ demo: deps
 bench: deps
 	@# discord.js, a peer of the benchmarks, comes from npm: Node.js from Debian unless present
 	@command -v node >/dev/null && command -v npm >/dev/null || sh deploy/install-deps nodejs npm
+	@# the calendars benchmark's peer
+	@sh deploy/install-deps python3-recurring-ical-events
 	@$(MAKE) --no-print-directory $(BENCHBIN) $(SIMBIN) $(BIN)
 	@COHORTBRIDGE_BIN=$(BIN) DISCORD_SIM_BIN=$(SIMBIN) sh deploy/pg-dev run $(BENCHBIN)
 

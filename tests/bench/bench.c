@@ -17,6 +17,9 @@
  *   sources   `cohortbridge sync` of a 5,000-learner Canvas roster (paginated, throttled as
  *             Canvas does) and a pretix event with 5,000 orders, from discord-sim's fakes into
  *             a fresh database: first sync, then a second one (nothing changed)
+ *   calendars a year of 500 weekly coaching sessions (each with one moved and one cancelled
+ *             instance) expanded by ical_expand, against Debian's python3-recurring-ical-events
+ *             on the same feed; the 38C3 schedule (1,007 events, frab XML) read
  */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
@@ -38,14 +41,18 @@
 #define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
+#include <zlib.h>
+
 #include "cache.h"
 #include "db.h"
 #include "gateway.h"
 #include "httpc.h"
 #include "httpd.h"
+#include "ical.h"
 #include "jpos.h"
 #include "log.h"
 #include "rest.h"
+#include "schedule.h"
 
 static double now_s(void)
 {
@@ -288,6 +295,169 @@ static void bench_ingest(const char *sim_bin);
 static void bench_bulk(const char *sim_bin);
 static void bench_sources(const char *sim_bin);
 
+/* --- calendars ------------------------------------------------------------------------------ */
+
+/* 500 weekly sessions through 2026, in Berlin time, each with one instance moved by two hours
+ * and one cancelled */
+static char *coaching_year(size_t *len)
+{
+	char *buf = NULL;
+	FILE *m = open_memstream(&buf, len);
+	if (!m)
+		return NULL;
+	fputs("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//bench//EN\r\n"
+	      "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\n"
+	      "BEGIN:DAYLIGHT\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nTZNAME:CEST\r\n"
+	      "DTSTART:19700329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\n"
+	      "END:DAYLIGHT\r\nBEGIN:STANDARD\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n"
+	      "TZNAME:CET\r\nDTSTART:19701025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\n"
+	      "END:STANDARD\r\nEND:VTIMEZONE\r\n",
+	      m);
+	for (int i = 0; i < 500; i++) {
+		int day = 5 + i % 5, hour = 8 + i % 10, moved = 10 + i % 20, gone = 30 + i % 15;
+		/* the nth week's date: 2026-01-(day) + 7n, as y-m-d */
+		struct tm a = {.tm_year = 126, .tm_mon = 0, .tm_mday = day + 7 * moved};
+		struct tm b = {.tm_year = 126, .tm_mon = 0, .tm_mday = day + 7 * gone};
+		timegm(&a);
+		timegm(&b);
+		fprintf(m,
+		        "BEGIN:VEVENT\r\nUID:session-%d@bench\r\nDTSTAMP:20260101T000000Z\r\n"
+		        "DTSTART;TZID=Europe/Berlin:202601%02dT%02d0000\r\nDURATION:PT1H\r\n"
+		        "RRULE:FREQ=WEEKLY;COUNT=52\r\nSUMMARY:Coaching %d\r\n"
+		        "ORGANIZER:mailto:coach%d@example.org\r\n"
+		        "ATTENDEE:mailto:learner%d@example.org\r\nEND:VEVENT\r\n"
+		        "BEGIN:VEVENT\r\nUID:session-%d@bench\r\nDTSTAMP:20260101T000000Z\r\n"
+		        "RECURRENCE-ID;TZID=Europe/Berlin:%04d%02d%02dT%02d0000\r\n"
+		        "DTSTART;TZID=Europe/Berlin:%04d%02d%02dT%02d0000\r\nDURATION:PT1H\r\n"
+		        "SUMMARY:Coaching %d (moved)\r\nEND:VEVENT\r\n"
+		        "BEGIN:VEVENT\r\nUID:session-%d@bench\r\nDTSTAMP:20260101T000000Z\r\n"
+		        "RECURRENCE-ID;TZID=Europe/Berlin:%04d%02d%02dT%02d0000\r\n"
+		        "DTSTART;TZID=Europe/Berlin:%04d%02d%02dT%02d0000\r\nDURATION:PT1H\r\n"
+		        "STATUS:CANCELLED\r\nSUMMARY:Coaching %d\r\nEND:VEVENT\r\n",
+		        i, day, hour, i, i % 40, i, i, a.tm_year + 1900, a.tm_mon + 1, a.tm_mday, hour,
+		        a.tm_year + 1900, a.tm_mon + 1, a.tm_mday, hour + 2, i, i, b.tm_year + 1900,
+		        b.tm_mon + 1, b.tm_mday, hour, b.tm_year + 1900, b.tm_mon + 1, b.tm_mday, hour,
+		        i);
+	}
+	fputs("END:VCALENDAR\r\n", m);
+	fclose(m);
+	return buf;
+}
+
+static const char py_peer[] =
+    "import sys, time, datetime, icalendar, recurring_ical_events\n"
+    "data = open(sys.argv[1], 'rb').read()\n"
+    "best = None\n"
+    "for _ in range(3):\n"
+    "    t = time.perf_counter()\n"
+    "    cal = icalendar.Calendar.from_ical(data)\n"
+    "    n = len(recurring_ical_events.of(cal).between(datetime.date(2026, 1, 1), "
+    "datetime.date(2027, 1, 1)))\n"
+    "    t = time.perf_counter() - t\n"
+    "    best = t if best is None or t < best else best\n"
+    "print(n, best)\n";
+
+static void bench_calendars(void)
+{
+	size_t len = 0;
+	char *feed = coaching_year(&len);
+	if (!feed)
+		return;
+	struct tm f = {.tm_year = 126, .tm_mday = 1}, t = {.tm_year = 127, .tm_mday = 1};
+	struct ical_opts o = {.feed = "bench", .from = timegm(&f), .to = timegm(&t)};
+	struct err err = {0};
+	double best = 1e9;
+	size_t n = 0, cancelled = 0;
+	for (int r = 0; r < 5; r++) {
+		double t0 = now_s();
+		json_t *all = ical_expand(feed, len, &o, &err);
+		double dt = now_s() - t0;
+		if (!all) {
+			printf("calendars  ical_expand failed: %s\n", err.msg);
+			free(feed);
+			return;
+		}
+		n = json_array_size(all);
+		cancelled = 0;
+		size_t i;
+		json_t *x;
+		json_array_foreach(all, i, x) cancelled +=
+		    strcmp(json_string_value(json_object_get(x, "status")), "CANCELLED") == 0;
+		json_decref(all);
+		if (dt < best)
+			best = dt;
+	}
+	printf("calendars  500 weekly sessions for a year (%zu KB): %zu instances (%zu cancelled) "
+	       "in %.1f ms (best of 5)\n",
+	       len / 1024, n, cancelled, best * 1000);
+	/* the same feed through python3-recurring-ical-events */
+	char dir[] = "/tmp/cbbench.XXXXXX", path[64], script[64], cmd[256];
+	if (mkdtemp(dir)) {
+		snprintf(path, sizeof(path), "%s/feed.ics", dir);
+		snprintf(script, sizeof(script), "%s/peer.py", dir);
+		FILE *a = fopen(path, "wb"), *b = fopen(script, "w");
+		if (a && b) {
+			fwrite(feed, 1, len, a);
+			fputs(py_peer, b);
+		}
+		if (a)
+			fclose(a);
+		if (b)
+			fclose(b);
+		snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s %s 2>/dev/null", script, path);
+		FILE *p = popen(cmd, "r");
+		long pn = -1;
+		double pt = 0;
+		if (p && fscanf(p, "%ld %lf", &pn, &pt) == 2 && pt > 0)
+			printf("calendars  python3-recurring-ical-events, same feed: %ld instances in "
+			       "%.1f ms (best of 3): %.0fx the time\n",
+			       pn, pt * 1000, pt / best);
+		else
+			printf("calendars  python3-recurring-ical-events not available (apt-get install "
+			       "python3-recurring-ical-events)\n");
+		if (p)
+			pclose(p);
+		unlink(path);
+		unlink(script);
+		rmdir(dir);
+	}
+	free(feed);
+
+	/* the 38C3 schedule */
+	gzFile gz = gzopen("tests/fixtures/pretalx/eventfahrplan__schedule-38c3-20251206.xml.gz", "rb");
+	if (!gz) {
+		printf("calendars  38C3 schedule: fixture missing (run from the repository root)\n");
+		return;
+	}
+	size_t cap = 1 << 20, got = 0;
+	char *xml = malloc(cap);
+	int r;
+	while (xml && (r = gzread(gz, xml + got, (unsigned)(cap - got))) > 0) {
+		got += (size_t)r;
+		if (got == cap) {
+			char *bigger = realloc(xml, cap * 2);
+			if (!bigger)
+				break;
+			xml = bigger;
+			cap *= 2;
+		}
+	}
+	gzclose(gz);
+	best = 1e9;
+	for (int i = 0; i < 5 && xml; i++) {
+		double t0 = now_s();
+		json_t *slots = schedule_parse(xml, got, "38c3", &err);
+		double dt = now_s() - t0;
+		n = json_array_size(slots);
+		json_decref(slots);
+		if (dt < best)
+			best = dt;
+	}
+	printf("calendars  38C3 schedule.xml (%zu KB): %zu slots in %.1f ms (best of 5)\n",
+	       got / 1024, n, best * 1000);
+	free(xml);
+}
+
 /* Arguments name the benchmarks to run; none runs them all. */
 static int want(int argc, char **argv, const char *name)
 {
@@ -320,6 +490,8 @@ int main(int argc, char **argv)
 	}
 	if (want(argc, argv, "httpd"))
 		bench_httpd();
+	if (want(argc, argv, "calendars"))
+		bench_calendars();
 	if (!sim || !*sim) {
 		printf("discord  skipped: DISCORD_SIM_BIN is not set\n");
 		return 0;
