@@ -188,8 +188,10 @@ static void on_applied(struct run *r, PGresult *res, const struct err *err)
 	    json_integer_value(entries ? entries : json_object_get(rep, "active")),
 	    entries ? "entries" : "active memberships", secs);
 	char active[32];
-	log_info("sync", r->o.dry_run ? "dry run" : "synced", "source", r->src->name, "active",
-	         LOG_NUM(active, "%lld", json_integer_value(json_object_get(rep, "active"))));
+	log_info("sync", r->o.dry_run ? "dry run" : "synced", "source", r->src->name,
+	         entries ? "entries" : "active",
+	         LOG_NUM(active, "%lld",
+	                 json_integer_value(entries ? entries : json_object_get(rep, "active"))));
 	json_decref(rep);
 	end_source(r);
 	step(r);

@@ -37,7 +37,8 @@ static const char usage[] =
     "  --canvas-mocks DIR   serve the Canvas request mocks in DIR (maps of {name: {method,\n"
     "                       endpoint, data, headers, status_code}}) under /canvas/mocks\n"
     "  --files DIR          serve the files in DIR under /files/NAME (with ETag and\n"
-    "                       Last-Modified; more with POST /_sim/sources/files)\n";
+    "                       Last-Modified; may be given up to 8 times; more with POST\n"
+    "                       /_sim/sources/files)\n";
 
 /* Per connection. HTTP requests use the fields here; WebSocket connections keep their gateway
  * state behind gw (allocated by gateway.c). */
@@ -473,8 +474,13 @@ int main(int argc, char **argv)
 			sim.opts.source_token = v;
 		else if (strcmp(a, "--canvas-mocks") == 0)
 			sim.opts.canvas_mocks = v;
-		else if (strcmp(a, "--files") == 0)
-			sim.opts.files_dir = v;
+		else if (strcmp(a, "--files") == 0) {
+			if (sim.opts.nfiles_dirs == 8) {
+				fprintf(stderr, "discord-sim: --files at most 8 times\n");
+				return 2;
+			}
+			sim.opts.files_dirs[sim.opts.nfiles_dirs++] = v;
+		}
 		else if (strcmp(a, "--ratelimits") == 0) {
 			if (strcmp(v, "discord") == 0)
 				sim.opts.ratelimits = RL_DISCORD;

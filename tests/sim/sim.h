@@ -110,7 +110,8 @@ struct sim_opts {
 	const char *sources_file;
 	const char *source_token;
 	const char *canvas_mocks; /* a directory of Canvas request mocks */
-	const char *files_dir;    /* files served under /files from the start */
+	const char *files_dirs[8]; /* files served under /files from the start */
+	int nfiles_dirs;
 };
 
 struct sim {

@@ -749,8 +749,9 @@ int src_init(char *err, size_t errsize)
 	clear_state();
 	if (sim.opts.canvas_mocks && canvas_mocks_load(sim.opts.canvas_mocks, err, errsize) != 0)
 		return -1;
-	if (sim.opts.files_dir && files_load(sim.opts.files_dir, err, errsize) != 0)
-		return -1;
+	for (int i = 0; i < sim.opts.nfiles_dirs; i++)
+		if (files_load(sim.opts.files_dirs[i], err, errsize) != 0)
+			return -1;
 	return load_campus(-1, err, errsize);
 }
 
