@@ -117,7 +117,7 @@ static void gathered(struct hol *h)
 	size_t i;
 	json_t *d;
 	json_array_foreach(h->days, i, d) {
-		int y = atoi(json_string_value(json_object_get(d, "date")));
+		long y = strtol(json_string_value(json_object_get(d, "date")), NULL, 10);
 		if (y >= h->year_from && y <= h->year_to)
 			json_array_append(kept, d);
 	}

@@ -406,9 +406,14 @@ static void bench_calendars(void)
 			fclose(b);
 		snprintf(cmd, sizeof(cmd), "/usr/bin/python3 %s %s 2>/dev/null", script, path);
 		FILE *p = popen(cmd, "r");
+		char line[128] = "", *end = NULL;
 		long pn = -1;
 		double pt = 0;
-		if (p && fscanf(p, "%ld %lf", &pn, &pt) == 2 && pt > 0)
+		if (p && fgets(line, sizeof(line), p)) {
+			pn = strtol(line, &end, 10);
+			pt = strtod(end, NULL);
+		}
+		if (pn >= 0 && pt > 0)
 			printf("calendars  python3-recurring-ical-events, same feed: %ld instances in "
 			       "%.1f ms (best of 3): %.0fx the time\n",
 			       pn, pt * 1000, pt / best);

@@ -71,7 +71,7 @@ static void put(const char *name, const char *text, size_t len, const char *ctyp
 	json_object_set_new(files, name,
 	                    json_pack("{s:s%, s:s, s:s, s:I}", "text", text, len, "content_type",
 	                              ctype ? ctype : type_of(name), "etag", etag, "modified",
-	                              (json_int_t)(src_now_ms() / 1000 * 1000)));
+	                              (json_int_t)(src_now_ms() / 1000) * 1000));
 	if (token)
 		json_object_set_new(json_object_get(files, name), "token", json_string(token));
 }
