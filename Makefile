@@ -82,7 +82,7 @@ $(BENCHBIN): $(BUILD)/obj/tests/bench/bench.o $(BUILD)/libcohortbridge.a
 # they carry their own sanitizers). `make fuzz` runs each for FUZZ_SECONDS; the suite runs
 # each briefly.
 FUZZ_DIR   := build/fuzz
-FUZZERS    := csv roster_json moodle_xml jtok
+FUZZERS    := csv roster_json moodle_xml jtok ical
 FUZZBINS   := $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS  = -std=c11 -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -91,6 +91,7 @@ FUZZ_FLAGS  = -std=c11 -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefi
 $(FUZZ_DIR)/fuzz_csv $(FUZZ_DIR)/fuzz_roster_json: connectors/roster_file.c
 $(FUZZ_DIR)/fuzz_moodle_xml: connectors/moodle_xml.c
 $(FUZZ_DIR)/fuzz_jtok: bridge/jtok.c
+$(FUZZ_DIR)/fuzz_ical: connectors/ical.c
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c bridge/err.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)
