@@ -23,7 +23,7 @@
 #define DAY 86400
 /* Steps one rule may take (periods and candidate times): ends rules that never match and
  * SECONDLY rules run over years. */
-#define MAX_STEPS 4000000
+#define MAX_STEPS 1000000
 #define MAX_YEAR  9999
 
 /* --- civil dates ----------------------------------------------------------------------------- */
@@ -121,6 +121,12 @@ static int offset_at(icaltimezone *z, int64_t u)
 	int m, d;
 	int64_t day = floordiv(u, DAY);
 	int64_t s = u - day * DAY;
+	/* libical expands a zone's transitions up to the year asked for, every time for a feed's
+	 * own VTIMEZONE: beyond 2100 the same rules are read 28 years (the weekday cycle) at a
+	 * time earlier, so year 9999 costs what 2100 does */
+	static const int64_t y2100 = 47482; /* days_of(2100, 1, 1) */
+	if (day >= y2100)
+		day -= ((day - y2100) / 10227 + 1) * 10227;
 	civil_of(day, &y, &m, &d);
 	struct icaltimetype t = icaltime_null_time();
 	t.year = (int)y;
