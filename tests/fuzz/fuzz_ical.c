@@ -1,4 +1,5 @@
-/* libFuzzer: calendar feeds, expanded over a month in a zone with DST (short, so each run is quick). */
+/* libFuzzer: calendar feeds, expanded over a month in a zone with DST (short, so each run is
+ * quick). */
 #include <stdint.h>
 
 #include "ical.h"
