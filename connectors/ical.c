@@ -1295,7 +1295,9 @@ static void add_instance(struct feed *f, const struct ev *master, const struct e
 	icalproperty_status st = icalcomponent_get_status(c);
 	const char *sts = st == ICAL_STATUS_NONE ? "CONFIRMED" : icalproperty_status_to_string(st);
 	json_object_set_new(o, "status", json_string(sts ? sts : "CONFIRMED"));
-	json_object_set_new(o, "summary", text_of(f, src, "SUMMARY", icalcomponent_get_summary(c)));
+	/* an event without SUMMARY has an empty one: every consumer prints it */
+	json_t *summary = text_of(f, src, "SUMMARY", icalcomponent_get_summary(c));
+	json_object_set_new(o, "summary", json_is_null(summary) ? json_string("") : summary);
 	json_object_set_new(o, "location",
 	                    text_of(f, src, "LOCATION", icalcomponent_get_location(c)));
 	json_object_set_new(o, "url", str_or_null(prop_text(c, ICAL_URL_PROPERTY)));
