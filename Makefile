@@ -82,7 +82,7 @@ $(BENCHBIN): $(BUILD)/obj/tests/bench/bench.o $(BUILD)/libcohortbridge.a
 # they carry their own sanitizers). `make fuzz` runs each for FUZZ_SECONDS; the suite runs
 # each briefly.
 FUZZ_DIR   := build/fuzz
-FUZZERS    := csv roster_json moodle_xml jtok frab_xml schedule_json
+FUZZERS    := csv roster_json moodle_xml jtok frab_xml schedule_json ical
 FUZZBINS   := $(FUZZERS:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS  = -std=c11 -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -93,6 +93,7 @@ $(FUZZ_DIR)/fuzz_moodle_xml: connectors/moodle_xml.c connectors/xmllib.c
 $(FUZZ_DIR)/fuzz_jtok: bridge/jtok.c
 $(FUZZ_DIR)/fuzz_frab_xml $(FUZZ_DIR)/fuzz_schedule_json: connectors/schedule.c connectors/xmllib.c \
   bridge/jpos.c
+$(FUZZ_DIR)/fuzz_ical: connectors/ical.c
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c bridge/err.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)

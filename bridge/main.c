@@ -478,7 +478,8 @@ static int cmd_ical(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	if (strcmp(argv[1], "expand") != 0) {
-		fprintf(stderr, "cohortbridge ical: unknown subcommand %s\n\nusage: cohortbridge ical%s",
+		fprintf(stderr,
+		        "cohortbridge ical: unknown subcommand %s\n\nusage: cohortbridge ical%s",
 		        argv[1], c->usage);
 		return 2;
 	}
@@ -499,8 +500,10 @@ static int cmd_ical(int argc, char **argv)
 			}
 			*slot = argv[++i];
 		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, "cohortbridge ical: unknown option %s\n\nusage: cohortbridge ical%s",
-			        a, c->usage);
+			fprintf(
+			    stderr,
+			    "cohortbridge ical: unknown option %s\n\nusage: cohortbridge ical%s", a,
+			    c->usage);
 			return 2;
 		} else if (!src) {
 			src = a;
@@ -510,8 +513,9 @@ static int cmd_ical(int argc, char **argv)
 		}
 	}
 	if (!src || !from || !to) {
-		fprintf(stderr, "cohortbridge ical expand: FILE_OR_URL, --from and --to are needed\n\n"
-		                "usage: cohortbridge ical%s",
+		fprintf(stderr,
+		        "cohortbridge ical expand: FILE_OR_URL, --from and --to are needed\n\n"
+		        "usage: cohortbridge ical%s",
 		        c->usage);
 		return 2;
 	}
@@ -534,12 +538,11 @@ static int cmd_ical(int argc, char **argv)
 		cli_error("cohortbridge ical expand: %s", err.msg);
 		return 1;
 	}
-	static const char *const keys[] = {"uid",    "recurrence_id", "start",  "end",
+	static const char *const keys[] = {"uid",     "recurrence_id", "start",  "end",
 	                                   "all_day", "status",        "summary"};
 	size_t i;
 	json_t *v;
-	json_array_foreach(inst, i, v)
-	{
+	json_array_foreach(inst, i, v) {
 		json_t *line = json_object();
 		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 			json_object_set(line, keys[k], json_object_get(v, keys[k]));

@@ -23,7 +23,7 @@
 #define DAY 86400
 /* Steps one rule may take (periods and candidate times): ends rules that never match and
  * SECONDLY rules run over years. */
-#define MAX_STEPS 4000000
+#define MAX_STEPS 1000000
 #define MAX_YEAR  9999
 
 /* --- civil dates ----------------------------------------------------------------------------- */
@@ -98,7 +98,8 @@ static void format_local(int64_t t, bool date, bool z, char *buf, size_t size, b
 		         d);
 	else
 		snprintf(buf, size,
-		         dashes ? "%04lld-%02d-%02dT%02d:%02d:%02d%s" : "%04lld%02d%02dT%02d%02d%02d%s",
+		         dashes ? "%04lld-%02d-%02dT%02d:%02d:%02d%s"
+		                : "%04lld%02d%02dT%02d%02d%02d%s",
 		         (long long)y, m, d, (int)(s / 3600), (int)(s / 60 % 60), (int)(s % 60),
 		         z ? "Z" : "");
 }
@@ -120,6 +121,12 @@ static int offset_at(icaltimezone *z, int64_t u)
 	int m, d;
 	int64_t day = floordiv(u, DAY);
 	int64_t s = u - day * DAY;
+	/* libical expands a zone's transitions up to the year asked for, every time for a feed's
+	 * own VTIMEZONE: beyond 2100 the same rules are read 28 years (the weekday cycle) at a
+	 * time earlier, so year 9999 costs what 2100 does */
+	static const int64_t y2100 = 47482; /* days_of(2100, 1, 1) */
+	if (day >= y2100)
+		day -= ((day - y2100) / 10227 + 1) * 10227;
 	civil_of(day, &y, &m, &d);
 	struct icaltimetype t = icaltime_null_time();
 	t.year = (int)y;
@@ -336,7 +343,8 @@ static int rule_from(const struct icalrecurrencetype *r, struct rule *out, char 
 		snprintf(why, wsize, "a BY value out of range");
 		return -1;
 	}
-	for (int i = 0; i < ICAL_BY_MONTH_SIZE && r->by_month[i] != ICAL_RECURRENCE_ARRAY_MAX; i++) {
+	for (int i = 0; i < ICAL_BY_MONTH_SIZE && r->by_month[i] != ICAL_RECURRENCE_ARRAY_MAX;
+	     i++) {
 		if (icalrecurrencetype_month_is_leap(r->by_month[i])) {
 			snprintf(why, wsize, "leap months are not supported");
 			return -1;
@@ -352,8 +360,8 @@ static int rule_from(const struct icalrecurrencetype *r, struct rule *out, char 
 		if (!seen)
 			out->month[out->nmonth++] = m;
 	}
-	for (int i = 0; i < ICAL_BY_DAY_SIZE && r->by_day[i] != ICAL_RECURRENCE_ARRAY_MAX &&
-	                out->nwday < 64;
+	for (int i = 0;
+	     i < ICAL_BY_DAY_SIZE && r->by_day[i] != ICAL_RECURRENCE_ARRAY_MAX && out->nwday < 64;
 	     i++) {
 		int wd = (int)icalrecurrencetype_day_day_of_week(r->by_day[i]) - 1;
 		int pos = icalrecurrencetype_day_position(r->by_day[i]);
@@ -374,12 +382,12 @@ static int rule_from(const struct icalrecurrencetype *r, struct rule *out, char 
 
 struct expander {
 	const struct rule *r;
-	bool date;  /* DTSTART is a date: no times */
+	bool date;      /* DTSTART is a date: no times */
 	int dh, dm, ds; /* DTSTART's time */
 	int dmonth, dmday, dwday;
 	bool def_month, def_mday, def_wday; /* defaults taken from DTSTART */
-	int64_t hint;  /* instances before this local time are not needed (0: all) */
-	int64_t stop;  /* nothing after this local time is needed */
+	int64_t hint; /* instances before this local time are not needed (0: all) */
+	int64_t stop; /* nothing after this local time is needed */
 	long steps;
 };
 
@@ -523,13 +531,14 @@ static void period(struct expander *e, struct emit_state *s, const int64_t *days
 				for (int x = 0; x < ns && !s->done; x++) {
 					if (++e->steps > MAX_STEPS)
 						return;
-					emit(e, s, days[d] * DAY + hs[h] * 3600 + ms[m] * 60 + ss[x]);
+					emit(e, s,
+					     days[d] * DAY + hs[h] * 3600 + ms[m] * 60 + ss[x]);
 				}
 }
 
 /* Expands rule r from dtstart (local). Returns 1 when a cap cut the expansion short. */
-static int expand_rule(const struct rule *r, int64_t dtstart, bool date, int64_t hint,
-                       int64_t stop, occ_fn fn, void *ud)
+static int expand_rule(const struct rule *r, int64_t dtstart, bool date, int64_t hint, int64_t stop,
+                       occ_fn fn, void *ud)
 {
 	struct expander e = {.r = r, .date = date, .hint = hint, .stop = stop};
 	int64_t sday = floordiv(dtstart, DAY);
@@ -546,10 +555,10 @@ static int expand_rule(const struct rule *r, int64_t dtstart, bool date, int64_t
 		e.def_mday = true;
 	} else if (none && r->freq == F_MONTHLY) {
 		e.def_mday = true;
-	} else if (none && r->freq == F_WEEKLY) {
+	} else if ((none && r->freq == F_WEEKLY) ||
+	           (r->freq == F_YEARLY && r->nweekno && !r->nwday && !r->nyday && !r->nmday)) {
+		/* weekly without days, or a week number alone: DTSTART's weekday */
 		e.def_wday = true;
-	} else if (r->freq == F_YEARLY && r->nweekno && !r->nwday && !r->nyday && !r->nmday) {
-		e.def_wday = true; /* a week number alone means DTSTART's weekday in that week */
 	}
 	if (r->freq == F_YEARLY && r->nmday && !r->nmonth && !r->nweekno && !r->nyday && !r->nwday)
 		e.def_month = true; /* a yearly month day means one in DTSTART's month */
@@ -612,9 +621,11 @@ static int expand_rule(const struct rule *r, int64_t dtstart, bool date, int64_t
 				for (int64_t d = lo; d < hi; d++) {
 					e.steps++;
 					if (r->nweekno) {
-						int64_t w = (d - lo) / 7 + 1, nweeks = (hi - lo) / 7;
+						int64_t w = (d - lo) / 7 + 1,
+						        nweeks = (hi - lo) / 7;
 						if (!in_list(r->weekno, r->nweekno, (int)w) &&
-						    !in_list(r->weekno, r->nweekno, (int)(w - nweeks - 1)))
+						    !in_list(r->weekno, r->nweekno,
+						             (int)(w - nweeks - 1)))
 							continue;
 					}
 					if (day_ok(&e, d, scope))
@@ -825,7 +836,7 @@ static int split_lines(struct feed *f, const char *data, size_t len, struct err 
 		warn(f, 0, "NUL bytes in the feed: read as \"?\"");
 	f->buf = malloc(len + 1);
 	size_t cap = 64;
-	f->lines = malloc(cap * sizeof(*f->lines));
+	f->lines = calloc(cap, sizeof(*f->lines));
 	if (!f->buf || !f->lines)
 		return err_set(err, "%s: out of memory", f->o->feed);
 	size_t in = 0, outp = 0;
@@ -851,7 +862,8 @@ static int split_lines(struct feed *f, const char *data, size_t len, struct err 
 			if (!too_long) {
 				memcpy(f->buf + outp, data + in + 1, l - 1);
 				for (size_t q = 0; nul && q < l - 1; q++)
-					f->buf[outp + q] = f->buf[outp + q] ? f->buf[outp + q] : '?';
+					f->buf[outp + q] =
+					    f->buf[outp + q] ? f->buf[outp + q] : '?';
 				outp += l - 1;
 			}
 		} else if (l > 0 && !cont) {
@@ -895,8 +907,8 @@ static int split_lines(struct feed *f, const char *data, size_t len, struct err 
 static bool is_begin(const char *l, const char *what)
 {
 	size_t n = strlen(what);
-	return strncasecmp(l, "BEGIN:", 6) == 0 && (!what[0] || (strncasecmp(l + 6, what, n) == 0 &&
-	                                                         l[6 + n] == '\0'));
+	return strncasecmp(l, "BEGIN:", 6) == 0 &&
+	       (!what[0] || (strncasecmp(l + 6, what, n) == 0 && l[6 + n] == '\0'));
 }
 
 /* A component's lines [a, b) as text for libical. */
@@ -1043,7 +1055,8 @@ static int read_event(struct feed *f, icalcomponent *c, int line, struct ev *ev)
 	struct when s, r;
 	if (rid) {
 		if (read_when(f, rid, icalproperty_get_recurrenceid(rid), line, &r) != 0) {
-			warn(f, line, "event %s: unreadable RECURRENCE-ID: left out", uid ? uid : "");
+			warn(f, line, "event %s: unreadable RECURRENCE-ID: left out",
+			     uid ? uid : "");
 			return -1;
 		}
 		ev->has_rid = true;
@@ -1175,8 +1188,11 @@ static json_t *str_or_null(const char *s)
 	char *c = malloc(n + 1);
 	if (!c)
 		return json_null();
-	for (size_t i = 0; i <= n; i++)
-		c[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+	memcpy(c, s, n);
+	c[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)c[i] >= 0x80)
+			c[i] = '?';
 	v = json_string(c);
 	free(c);
 	return v ? v : json_null();
@@ -1238,17 +1254,19 @@ static json_t *text_of(const struct feed *f, const struct ev *ev, const char *na
 }
 
 static void add_instance(struct feed *f, const struct ev *master, const struct ev *src,
-                         const struct occ *orig, bool recurring, int64_t start_local,
-                         int64_t start, int64_t end_local, int64_t end, int64_t *count)
+                         const struct occ *orig, bool recurring, int64_t start_local, int64_t start,
+                         int64_t end_local, int64_t end, int64_t *count)
 {
 	int64_t s_at = src->all_day ? local_to_utc(f->default_zone, start_local) : start;
 	int64_t e_at = src->all_day ? local_to_utc(f->default_zone, end_local) : end;
-	bool overlaps = s_at < f->o->to && (e_at > f->o->from || (e_at == s_at && s_at >= f->o->from));
+	bool overlaps =
+	    s_at < f->o->to && (e_at > f->o->from || (e_at == s_at && s_at >= f->o->from));
 	if (!overlaps)
 		return;
 	if (*count >= ICAL_MAX_PER_EVENT || f->total >= ICAL_MAX_PER_FEED) {
 		if (*count == ICAL_MAX_PER_EVENT)
-			warn(f, src->line, "event %s: more than %d instances in the window: the rest left out",
+			warn(f, src->line,
+			     "event %s: more than %d instances in the window: the rest left out",
 			     src->uid, ICAL_MAX_PER_EVENT);
 		if (f->total >= ICAL_MAX_PER_FEED && !f->feed_capped) {
 			f->feed_capped = true;
@@ -1277,7 +1295,9 @@ static void add_instance(struct feed *f, const struct ev *master, const struct e
 	icalproperty_status st = icalcomponent_get_status(c);
 	const char *sts = st == ICAL_STATUS_NONE ? "CONFIRMED" : icalproperty_status_to_string(st);
 	json_object_set_new(o, "status", json_string(sts ? sts : "CONFIRMED"));
-	json_object_set_new(o, "summary", text_of(f, src, "SUMMARY", icalcomponent_get_summary(c)));
+	/* an event without SUMMARY has an empty one: every consumer prints it */
+	json_t *summary = text_of(f, src, "SUMMARY", icalcomponent_get_summary(c));
+	json_object_set_new(o, "summary", json_is_null(summary) ? json_string("") : summary);
 	json_object_set_new(o, "location",
 	                    text_of(f, src, "LOCATION", icalcomponent_get_location(c)));
 	json_object_set_new(o, "url", str_or_null(prop_text(c, ICAL_URL_PROPERTY)));
@@ -1389,7 +1409,8 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 		recurring = true;
 	if (o.capped)
 		warn(f, m->line, "event %s: too many occurrences: the rest left out", m->uid);
-	qsort(o.v, o.n, sizeof(*o.v), cmp_occ);
+	if (o.n)
+		qsort(o.v, o.n, sizeof(*o.v), cmp_occ);
 
 	/* EXDATE and EXRULE, compared as instants (dates by date) */
 	struct occs ex = {.zone = m->zone, .date = m->all_day, .stop_local = o.stop_local};
@@ -1415,7 +1436,8 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 			if (j < nrule_ex)
 				excluded = ex.v[j].local == o.v[i].local;
 			else
-				excluded = same_instance(m, &o.v[i], ex.v[j].at == 1, ex.v[j].local);
+				excluded =
+				    same_instance(m, &o.v[i], ex.v[j].at == 1, ex.v[j].local);
 		}
 		if (!excluded)
 			o.v[k++] = o.v[i];
@@ -1430,15 +1452,15 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 			if (same_instance(m, oc, ovr[j]->rid_date, ovr[j]->rid)) {
 				exact = ovr[j];
 				ovr[j]->used = true;
-			} else if (ovr[j]->range_future && !ovr[j]->rid_date && oc->at > ovr[j]->rid &&
-			           (!range || ovr[j]->rid > range->rid))
+			} else if (ovr[j]->range_future && !ovr[j]->rid_date &&
+			           oc->at > ovr[j]->rid && (!range || ovr[j]->rid > range->rid))
 				range = ovr[j];
 		}
 		int64_t sl, s, el, e;
 		if (exact) {
 			end_of(exact, exact->start_local, exact->start, &el, &e);
-			add_instance(f, m, exact, oc, recurring, exact->start_local, exact->start, el, e,
-			             &count);
+			add_instance(f, m, exact, oc, recurring, exact->start_local, exact->start,
+			             el, e, &count);
 			continue;
 		}
 		const struct ev *src = range ? range : m;
@@ -1529,9 +1551,12 @@ static int read_components(struct feed *f, struct err *err)
 		in_cal = false;
 		for (size_t i = 0; i < f->nlines; i++) {
 			const char *t = f->lines[i].text;
+			if (!t)
+				continue;
 			if (strncasecmp(t, "BEGIN:", 6) == 0) {
 				if (++depth > ICAL_MAX_DEPTH)
-					return err_set(err, "%s:%d: components nested more than %d deep",
+					return err_set(err,
+					               "%s:%d: components nested more than %d deep",
 					               f->o->feed, f->lines[i].no, ICAL_MAX_DEPTH);
 				if (depth == 1)
 					in_cal = is_begin(t, "VCALENDAR");
@@ -1553,45 +1578,54 @@ static int read_components(struct feed *f, struct err *err)
 				     (pass == 1 && strcasecmp(kind, "VEVENT") == 0))) {
 					if (strcasecmp(t + 4, kind) != 0) {
 						warn(f, f->lines[start].no,
-						     "%s ends with \"%.60s\" at line %d: left out", kind, t,
-						     f->lines[i].no);
+						     "%s ends with \"%.60s\" at line %d: left out",
+						     kind, t, f->lines[i].no);
 					} else {
 						char *text = join_lines(f, start, i + 1);
-						icalcomponent *c = text ? icalparser_parse_string(text) : NULL;
+						icalcomponent *c =
+						    text ? icalparser_parse_string(text) : NULL;
 						free(text);
 						if (c && count_errors(c)) {
 							report_errors(f, start, i + 1, kind);
 						}
 						if (!c)
-							warn(f, f->lines[start].no, "%s: unreadable: left out",
-							     kind);
+							warn(f, f->lines[start].no,
+							     "%s: unreadable: left out", kind);
 						else if (pass == 0) {
 							free_errors(c);
-							const char *tzid = prop_text(c, ICAL_TZID_PROPERTY);
+							const char *tzid =
+							    prop_text(c, ICAL_TZID_PROPERTY);
 							icaltimezone *z = icaltimezone_new();
-							if (!tzid || !z || !icaltimezone_set_component(z, c)) {
+							if (!tzid || !z ||
+							    !icaltimezone_set_component(z, c)) {
 								warn(f, f->lines[start].no,
-								     "VTIMEZONE without TZID: left out");
+								     "VTIMEZONE without TZID: left "
+								     "out");
 								icalcomponent_free(c);
 								if (z)
 									icaltimezone_free(z, 1);
 							} else {
 								struct tzent *n =
-								    realloc(f->tzs, (f->ntzs + 1) * sizeof(*n));
+								    realloc(f->tzs, (f->ntzs + 1) *
+								                        sizeof(*n));
 								if (n) {
 									f->tzs = n;
 									f->tzs[f->ntzs++] =
-									    (struct tzent){strdup(tzid), z, true};
+									    (struct tzent){
+									        strdup(tzid), z,
+									        true};
 								} else
 									icaltimezone_free(z, 1);
 							}
 						} else {
 							struct ev ev;
-							if (read_event(f, c, f->lines[start].no, &ev) == 0) {
+							if (read_event(f, c, f->lines[start].no,
+							               &ev) == 0) {
 								ev.first = start;
 								ev.last = i;
 								struct ev *n =
-								    realloc(f->evs, (f->nevs + 1) * sizeof(*n));
+								    realloc(f->evs, (f->nevs + 1) *
+								                        sizeof(*n));
 								if (n) {
 									f->evs = n;
 									f->evs[f->nevs++] = ev;
@@ -1610,21 +1644,25 @@ static int read_components(struct feed *f, struct err *err)
 				continue;
 			}
 			if (pass == 0 && depth == 1 && in_cal &&
-			    strncasecmp(t, "X-WR-TIMEZONE", 13) == 0 && (t[13] == ':' || t[13] == ';')) {
+			    strncasecmp(t, "X-WR-TIMEZONE", 13) == 0 &&
+			    (t[13] == ':' || t[13] == ';')) {
 				const char *v = strchr(t, ':');
 				icaltimezone *z = v ? builtin_zone(v + 1) : NULL;
 				if (z)
 					f->float_zone = z;
 				else
-					warn(f, f->lines[i].no, "X-WR-TIMEZONE \"%.100s\" is unknown",
-					     v ? v + 1 : "");
+					warn(f, f->lines[i].no,
+					     "X-WR-TIMEZONE \"%.100s\" is unknown", v ? v + 1 : "");
 			}
 		}
 		if (pass == 0 && depth > 0)
-			warn(f, 0, "the feed ends inside a component (cut short?): what is complete is read");
+			warn(f, 0,
+			     "the feed ends inside a component (cut short?): what is complete is "
+			     "read");
 	}
 	if (!any_cal)
-		return err_set(err, "%s: not an iCalendar feed (no BEGIN:VCALENDAR or component)", f->o->feed);
+		return err_set(err, "%s: not an iCalendar feed (no BEGIN:VCALENDAR or component)",
+		               f->o->feed);
 	return 0;
 }
 
@@ -1634,8 +1672,8 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 	if (!opts.feed)
 		opts.feed = "feed";
 	if (len > ICAL_MAX_FEED) {
-		err_set(err, "%s: %zu bytes is more than the %u MiB a feed may have", opts.feed, len,
-		        ICAL_MAX_FEED / (1024 * 1024));
+		err_set(err, "%s: %zu bytes is more than the %u MiB a feed may have", opts.feed,
+		        len, ICAL_MAX_FEED / (1024 * 1024));
 		return NULL;
 	}
 	icalerror_set_errors_are_fatal(0);
@@ -1654,7 +1692,8 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 	if (split_lines(&f, data, len, err) != 0 || read_components(&f, err) != 0)
 		goto done;
 
-	qsort(f.evs, f.nevs, sizeof(*f.evs), cmp_ev);
+	if (f.nevs)
+		qsort(f.evs, f.nevs, sizeof(*f.evs), cmp_ev);
 	/* the highest SEQUENCE (then the last in the feed) wins for one UID and recurrence id */
 	size_t k = 0;
 	for (size_t i = 0; i < f.nevs; i++) {
@@ -1668,7 +1707,7 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 		f.evs[k++] = f.evs[i];
 	}
 	f.nevs = k;
-	struct ev **ovr = malloc((f.nevs + 1) * sizeof(*ovr));
+	struct ev **ovr = calloc(f.nevs + 1, sizeof(void *));
 	for (size_t i = 0; ovr && i < f.nevs;) {
 		size_t j = i;
 		while (j < f.nevs && strcmp(f.evs[j].uid, f.evs[i].uid) == 0)
@@ -1687,22 +1726,23 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 				end_of(v, v->start_local, v->start, &el, &e);
 				struct ev as_master = *v;
 				as_master.all_day = v->rid_date;
-				add_instance(&f, &as_master, v, &orig, true, v->start_local, v->start, el,
-				             e, &count);
+				add_instance(&f, &as_master, v, &orig, true, v->start_local,
+				             v->start, el, e, &count);
 			}
 		i = j;
 	}
 	free(ovr);
 
 	size_t n = json_array_size(f.out);
-	json_t **items = malloc((n + 1) * sizeof(*items));
+	json_t **items = calloc(n + 1, sizeof(void *));
 	if (!items) {
 		err_set(err, "%s: out of memory", opts.feed);
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++)
 		items[i] = json_incref(json_array_get(f.out, i));
-	qsort(items, n, sizeof(*items), cmp_out);
+	if (n)
+		qsort(items, n, sizeof(void *), cmp_out);
 	result = json_array();
 	for (size_t i = 0; i < n; i++) {
 		json_object_del(items[i], "\x01s");
@@ -1727,27 +1767,44 @@ done:
 	return result;
 }
 
+/* n decimal digits at p into *v; false when any is not a digit. */
+static bool digits(const char *p, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		*v = *v * 10 + (p[i] - '0');
+	}
+	return true;
+}
+
 int ical_parse_time(const char *text, const char *tz, time_t *out, struct err *err)
 {
-	int y, mo, d, h = 0, mi = 0, s = 0, n = 0;
-	char z = 0;
+	int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+	bool z = false;
 	size_t len = strlen(text);
-	bool ok = sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10;
-	bool has_time = ok && len > 10;
-	if (has_time) {
-		int n2 = 0;
-		ok = (sscanf(text + 10, "T%2d:%2d:%2d%n", &h, &mi, &s, &n2) == 3 ||
-		      (s = 0, sscanf(text + 10, "T%2d:%2d%n", &h, &mi, &n2) == 2));
-		const char *rest = text + 10 + n2;
-		if (ok && *rest == 'Z' && rest[1] == '\0')
-			z = 'Z';
-		else if (ok && *rest)
-			ok = false;
+	bool ok = len >= 10 && digits(text, 4, &y) && text[4] == '-' && digits(text + 5, 2, &mo) &&
+	          text[7] == '-' && digits(text + 8, 2, &d);
+	if (ok && len > 10) {
+		const char *t = text + 10;
+		ok = t[0] == 'T' && digits(t + 1, 2, &h) && t[3] == ':' && digits(t + 4, 2, &mi);
+		const char *rest = t + 6;
+		if (ok && rest[0] == ':') {
+			ok = digits(rest + 1, 2, &s);
+			rest += 3;
+		}
+		if (ok && rest[0] == 'Z') {
+			z = true;
+			rest++;
+		}
+		ok = ok && rest[0] == '\0';
 	}
 	if (!ok || mo < 1 || mo > 12 || d < 1 || d > month_len(y, mo) || h > 23 || mi > 59 ||
-	    s > 59 || h < 0 || mi < 0 || s < 0)
-		return err_set(err, "\"%s\" is not a date (YYYY-MM-DD) or date-time "
-		                    "(YYYY-MM-DDTHH:MM[:SS][Z])",
+	    s > 59)
+		return err_set(err,
+		               "\"%s\" is not a date (YYYY-MM-DD) or date-time "
+		               "(YYYY-MM-DDTHH:MM[:SS][Z])",
 		               text);
 	icaltimezone *zone = icaltimezone_get_utc_timezone();
 	if (tz && *tz && !z) {

@@ -26,20 +26,21 @@
  * DTSTART, an unreadable RRULE) is a warning with the line number and skips as little as
  * possible; only a feed that cannot be read at all is an error. */
 
-#define ICAL_MAX_FEED          (16u * 1024 * 1024)
-#define ICAL_MAX_LINE          (256u * 1024)
-#define ICAL_MAX_DEPTH         16
-#define ICAL_MAX_PER_EVENT     10000
-#define ICAL_MAX_PER_FEED      200000
+#define ICAL_MAX_FEED      (16u * 1024 * 1024)
+#define ICAL_MAX_LINE      (256u * 1024)
+#define ICAL_MAX_DEPTH     16
+#define ICAL_MAX_PER_EVENT 10000
+#define ICAL_MAX_PER_FEED  200000
 
 /* A warning about the feed: line is 1-based, 0 when it concerns no one line. */
 typedef void (*ical_warn_cb)(const char *feed, int line, const char *msg, void *ud);
 
 struct ical_opts {
-	const char *feed;       /* the feed's name in warnings */
-	time_t from, to;        /* the window [from, to), UTC */
-	const char *default_tz; /* floating times without X-WR-TIMEZONE, and all-day dates; NULL: UTC */
-	ical_warn_cb warn;      /* may be NULL */
+	const char *feed; /* the feed's name in warnings */
+	time_t from, to;  /* the window [from, to), UTC */
+	const char
+	    *default_tz;   /* floating times without X-WR-TIMEZONE, and all-day dates; NULL: UTC */
+	ical_warn_cb warn; /* may be NULL */
 	void *ud;
 };
 

@@ -1284,8 +1284,8 @@ static void test_fuzz_short(void **state)
 	const char *fdir = getenv("COHORTBRIDGE_FUZZ_DIR");
 	if (!fdir || !*fdir)
 		skip(); /* make test sets it; make fuzz runs them at length */
-	static const char *const targets[] = {"csv",  "roster_json", "moodle_xml",
-	                                      "jtok", "frab_xml",    "schedule_json"};
+	static const char *const targets[] = {"csv",  "roster_json", "moodle_xml",   "jtok",
+	                                      "frab_xml", "schedule_json", "ical"};
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
 		char bin[512], corpus[512], cmd[1400], dir[64];
 		snprintf(bin, sizeof(bin), "%s/fuzz_%s", fdir, targets[i]);
