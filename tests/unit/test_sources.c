@@ -971,6 +971,26 @@ static void test_sync_ical_feed(void **state)
 	                           "'coach@example.org' AND attendees = "
 	                           "'{ana@example.org,ben@example.org}' AND recurrence_id <> ''"),
 	                 7);
+	/* what an admin sees of the same feed, by its URL */
+	{
+		char from[16], to[16], url[128], d[64];
+		time_t t0 = time(NULL) - 7 * 86400, t1 = time(NULL) + 61 * 86400;
+		struct tm tm;
+		strftime(from, sizeof(from), "%Y-%m-%d", gmtime_r(&t0, &tm));
+		strftime(to, sizeof(to), "%Y-%m-%d", gmtime_r(&t1, &tm));
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/files/coaching.ics", port);
+		const char *argv[] = {"cohortbridge", "ical", "expand", url, "--from", from,
+		                      "--to",         to,     NULL};
+		assert_int_equal(th_run(argv, NULL, d, sizeof(d)), 0);
+		char *lines = th_read(d, "stdout");
+		int n = 0;
+		for (const char *p = lines; (p = strchr(p, '\n')); p++)
+			n++;
+		assert_int_equal(n, 9);
+		assert_non_null(strstr(lines, "\"status\": \"CANCELLED\""));
+		assert_non_null(strstr(lines, "\"summary\": \"Coaching (moved)\""));
+		free(lines);
+	}
 	/* unchanged: a 304 */
 	assert_int_equal(sync_cmd(cfg, db, NULL, &out), 0);
 	assert_non_null(strstr(out, "coaching: unchanged since the last sync"));
@@ -1012,7 +1032,7 @@ static void put_path(int port, const char *name, const char *path, const char *t
 
 static void test_sync_calendars(void **state)
 {
-	char db[1024], cfgtext[2048], simdir[64], text[4096], got[256];
+	char db[1024], cfgtext[4096], simdir[64], text[4096], got[256];
 	int port;
 	pid_t sim = th_sim_start(NULL, &port, simdir, sizeof(simdir));
 	th_fresh_db(db, sizeof(db));
@@ -1061,9 +1081,31 @@ static void test_sync_calendars(void **state)
 	         "{\"title\": \"Epiphany\", \"extract\": \"Epiphany is a Christian feast day.\", "
 	         "\"content_urls\": {\"desktop\": {\"page\": "
 	         "\"https://en.wikipedia.org/wiki/Epiphany_(holiday)\"}}}");
+	/* an iCal holiday feed that says why, and a schedule exported as iCal */
+	put_file(port, "feiertage.ics",
+	         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n"
+	         "BEGIN:VEVENT\r\nUID:h1\r\nDTSTAMP:20260101T000000Z\r\n"
+	         "DTSTART;VALUE=DATE:20261003\r\nSUMMARY:Tag der Deutschen Einheit\r\n"
+	         "DESCRIPTION:Reunification\\, 1990.\r\nEND:VEVENT\r\n"
+	         "BEGIN:VEVENT\r\nUID:h2\r\nDTSTAMP:20260101T000000Z\r\n"
+	         "DTSTART;VALUE=DATE:20260101\r\nRRULE:FREQ=YEARLY\r\nSUMMARY:Neujahr\r\n"
+	         "END:VEVENT\r\nEND:VCALENDAR\r\n");
+	put_file(port, "talks.ics",
+	         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n"
+	         "BEGIN:VEVENT\r\nUID:talk-1@conf\r\nDTSTAMP:20260101T000000Z\r\n"
+	         "DTSTART:20261110T090000Z\r\nDTEND:20261110T094500Z\r\nSUMMARY:Opening\r\n"
+	         "LOCATION:Hall 1\r\nEND:VEVENT\r\n"
+	         "BEGIN:VEVENT\r\nUID:talk-2@conf\r\nDTSTAMP:20260101T000000Z\r\n"
+	         "DTSTART:20261110T100000Z\r\nDTEND:20261110T110000Z\r\nSUMMARY:Workshop\r\n"
+	         "LOCATION:Room B\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n");
 
 	snprintf(cfgtext, sizeof(cfgtext),
 	         "{\"sources\": ["
+	         "{\"name\": \"feiertage\", \"type\": \"holidays\", \"url\": "
+	         "\"http://127.0.0.1:%d/files/feiertage.ics\", \"country\": \"DE\", \"years\": "
+	         "[2026, 2027]},"
+	         "{\"name\": \"ics\", \"type\": \"pretalx\", \"url\": "
+	         "\"http://127.0.0.1:%d/files/talks.ics\"},"
 	         "{\"name\": \"camp\", \"type\": \"pretalx\", \"url\": "
 	         "\"http://127.0.0.1:%d/files/camp2019.json\"},"
 	         "{\"name\": \"talks\", \"type\": \"pretalx\", \"url\": \"http://127.0.0.1:%d/files\", "
@@ -1076,7 +1118,7 @@ static void test_sync_calendars(void **state)
 	         "\"%s/tests/fixtures/holidays/python-holidays-snapshot__DE_BY.json\", \"years\": "
 	         "[2026, 2026], \"deny\": [\"* Break\"], \"notes\": {\"Epiphany\": \"Schools are "
 	         "closed.\"}}]}",
-	         port, port, port, port, getcwd(text, sizeof(text)));
+	         port, port, port, port, port, port, getcwd(text, sizeof(text)));
 	const char *cfg = th_write_file(0, "cohortbridge.json", cfgtext);
 	char *out = NULL;
 	char dir[64], env_db[1100];
@@ -1093,7 +1135,18 @@ static void test_sync_calendars(void **state)
 	assert_non_null(strstr(out, "nager: synced; 13 holidays (13 new"));
 	/* 2026 in Bavaria without the school breaks */
 	assert_non_null(strstr(out, "table: synced; 13 holidays (13 new"));
+	/* two years of a yearly holiday and a single one */
+	assert_non_null(strstr(out, "feiertage: synced; 3 holidays (3 new"));
+	assert_non_null(strstr(out, "ics: synced; 2 schedule slots (2 new"));
 	free(out);
+	assert_int_equal(count(db, "SELECT count(*) FROM holidays WHERE source = 'feiertage' AND "
+	                           "day = '2026-10-03' AND note = 'Reunification, 1990.' AND "
+	                           "note_from = 'the feed'"),
+	                 1);
+	assert_int_equal(count(db, "SELECT count(*) FROM schedule_slots WHERE source = 'ics' AND "
+	                           "id = 'talk-2@conf' AND room = 'Room B' AND start_at = "
+	                           "'2026-11-10T10:00:00Z'"),
+	                 1);
 	assert_int_equal(count(db, "SELECT count(*) FROM schedule_slots WHERE source = 'talks' AND "
 	                           "id = 'SECOND'"),
 	                 1);
