@@ -776,6 +776,8 @@ struct ev {
 	int line;
 	size_t first, last; /* its content lines in struct feed */
 	char *uid;
+	bool no_uid;     /* the feed gave none: the event is related to no other */
+	bool no_dtstart; /* an override without DTSTART starts at its RECURRENCE-ID */
 	icalcomponent *comp;
 	int sequence;
 	bool has_rid;
@@ -1071,8 +1073,10 @@ static int read_event(struct feed *f, icalcomponent *c, int line, struct ev *ev)
 			return -1;
 		}
 		s = r;
+		ev->no_dtstart = true;
 	}
 	ev->uid = strdup(uid ? uid : "");
+	ev->no_uid = !uid || !*uid;
 	ev->all_day = s.date;
 	ev->zone = s.zone;
 	ev->start_local = s.local;
@@ -1513,6 +1517,8 @@ static int cmp_ev(const void *a, const void *b)
 	int c = strcmp(x->uid, y->uid);
 	if (c)
 		return c;
+	if (x->no_uid || y->no_uid)
+		return (x->line > y->line) - (x->line < y->line);
 	if (x->has_rid != y->has_rid)
 		return x->has_rid - y->has_rid;
 	if (x->rid != y->rid)
@@ -1697,7 +1703,7 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 	/* the highest SEQUENCE (then the last in the feed) wins for one UID and recurrence id */
 	size_t k = 0;
 	for (size_t i = 0; i < f.nevs; i++) {
-		if (k && strcmp(f.evs[k - 1].uid, f.evs[i].uid) == 0 &&
+		if (k && !f.evs[i].no_uid && strcmp(f.evs[k - 1].uid, f.evs[i].uid) == 0 &&
 		    f.evs[k - 1].has_rid == f.evs[i].has_rid && f.evs[k - 1].rid == f.evs[i].rid) {
 			icalcomponent_free(f.evs[k - 1].comp);
 			free(f.evs[k - 1].uid);
@@ -1709,8 +1715,10 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 	f.nevs = k;
 	struct ev **ovr = calloc(f.nevs + 1, sizeof(void *));
 	for (size_t i = 0; ovr && i < f.nevs;) {
-		size_t j = i;
-		while (j < f.nevs && strcmp(f.evs[j].uid, f.evs[i].uid) == 0)
+		/* one UID is one event with its overrides; events without UID stand alone (two
+		 * of them are not known to be related) */
+		size_t j = i + 1;
+		while (j < f.nevs && !f.evs[i].no_uid && strcmp(f.evs[j].uid, f.evs[i].uid) == 0)
 			j++;
 		struct ev *master = f.evs[i].has_rid ? NULL : &f.evs[i];
 		size_t n = 0;
@@ -1722,6 +1730,14 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 			for (size_t x = 0; x < n; x++) {
 				int64_t count = 0, el, e;
 				struct ev *v = ovr[x];
+				if (v->no_dtstart) {
+					/* nothing says when this one is: RFC 5545 (3.6.1)
+					 * requires DTSTART */
+					warn(&f, v->line,
+					     "event %s: no DTSTART and no master event: left out",
+					     v->uid);
+					continue;
+				}
 				struct occ orig = {v->rid, v->rid, INT64_MIN};
 				end_of(v, v->start_local, v->start, &el, &e);
 				struct ev as_master = *v;

@@ -376,6 +376,19 @@ static void test_ical_features(void **state)
 	    "00:00Z\",\"end\":\"2024-01-22T11:00:00Z\",\"all_day\":false,\"status\":"
 	    "\"CONFIRMED\",\"summary\":\"later\"}\n");
 
+	/* events without UID are related to no other: two alike both count, and one with only a
+	 * RECURRENCE-ID (no DTSTART, nothing to override) is left out */
+	expect(CAL("BEGIN:VEVENT\r\nDTSTART:20240101T100000Z\r\nSUMMARY:a\r\nEND:VEVENT\r\n"
+	           "BEGIN:VEVENT\r\nDTSTART:20240101T100000Z\r\nSUMMARY:a\r\nEND:VEVENT\r\n"
+	           "BEGIN:VEVENT\r\nRECURRENCE-ID:20240101T100000Z\r\nEND:VEVENT\r\n"),
+	       "2024-01-01", "2024-01-02", "UTC",
+	       "{\"uid\":\"\",\"recurrence_id\":null,\"start\":\"2024-01-01T10:00:00Z\",\"end\":"
+	       "\"2024-01-01T10:00:00Z\",\"all_day\":false,\"status\":\"CONFIRMED\",\"summary\":"
+	       "\"a\"}\n"
+	       "{\"uid\":\"\",\"recurrence_id\":null,\"start\":\"2024-01-01T10:00:00Z\",\"end\":"
+	       "\"2024-01-01T10:00:00Z\",\"all_day\":false,\"status\":\"CONFIRMED\",\"summary\":"
+	       "\"a\"}\n");
+
 	/* the other fields: organizer and attendees as emails, location, url */
 	struct warnings w = {{0}, 0};
 	struct err err = {0};
