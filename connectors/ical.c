@@ -1738,6 +1738,17 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 					     v->uid);
 					continue;
 				}
+				/* with no master, an override that brings its own RRULE or RDATE
+				 * is the only statement of the series there is (Lotus Notes
+				 * sends RANGE=THISANDFUTURE with every date as an RDATE): it is
+				 * expanded like a master */
+				if (icalcomponent_get_first_property(v->comp,
+				                                     ICAL_RRULE_PROPERTY) ||
+				    icalcomponent_get_first_property(v->comp,
+				                                     ICAL_RDATE_PROPERTY)) {
+					expand_event(&f, v, NULL, 0);
+					continue;
+				}
 				struct occ orig = {v->rid, v->rid, INT64_MIN};
 				end_of(v, v->start_local, v->start, &el, &e);
 				struct ev as_master = *v;

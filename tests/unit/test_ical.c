@@ -389,6 +389,21 @@ static void test_ical_features(void **state)
 	       "\"2024-01-01T10:00:00Z\",\"all_day\":false,\"status\":\"CONFIRMED\",\"summary\":"
 	       "\"a\"}\n");
 
+	/* an override with no master that carries RDATEs is its own series; the RDATE equal to
+	 * DTSTART appears once */
+	expect(
+	    CAL("BEGIN:VEVENT\r\nUID:n\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20240105T090000Z\r\n"
+	        "DTSTART:20240105T090000Z\r\nDTEND:20240105T093000Z\r\n"
+	        "RDATE;VALUE=PERIOD:20240105T090000Z/20240105T093000Z,"
+	        "20240112T090000Z/20240112T093000Z\r\nEND:VEVENT\r\n"),
+	    "2024-01-01", "2024-02-01", "UTC",
+	    "{\"uid\":\"n\",\"recurrence_id\":\"2024-01-05T09:00:00Z\",\"start\":\"2024-01-05T09:"
+	    "00:00Z\",\"end\":\"2024-01-05T09:30:00Z\",\"all_day\":false,\"status\":"
+	    "\"CONFIRMED\",\"summary\":\"\"}\n"
+	    "{\"uid\":\"n\",\"recurrence_id\":\"2024-01-12T09:00:00Z\",\"start\":\"2024-01-12T09:"
+	    "00:00Z\",\"end\":\"2024-01-12T09:30:00Z\",\"all_day\":false,\"status\":"
+	    "\"CONFIRMED\",\"summary\":\"\"}\n");
+
 	/* the other fields: organizer and attendees as emails, location, url */
 	struct warnings w = {{0}, 0};
 	struct err err = {0};
