@@ -1384,11 +1384,18 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 	}
 	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_RDATE_PROPERTY); p;
 	     p = icalcomponent_get_next_property(c, ICAL_RDATE_PROPERTY)) {
-		recurring = true;
 		struct icaldatetimeperiodtype dp = icalproperty_get_rdate(p);
 		struct when w;
 		bool period = !icaltime_is_null_time(dp.period.start);
 		struct icaltimetype t = period ? dp.period.start : dp.time;
+		if (period && (dp.period.start.is_date ||
+		               (!icaltime_is_null_time(dp.period.end) && dp.period.end.is_date))) {
+			/* RFC 5545 (3.3.9): a period is of date-times; a time of day made up for
+			 * these dates would be wrong */
+			warn(f, m->line,
+			     "event %s: RDATE PERIOD of dates, not date-times: left out", m->uid);
+			continue;
+		}
 		if (read_when(f, p, t, m->line, &w) != 0) {
 			warn(f, m->line, "event %s: unreadable RDATE: left out", m->uid);
 			continue;
@@ -1408,6 +1415,7 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 			}
 		}
 		occ_push(&o, local, at, end);
+		recurring = true;
 	}
 	if (has_rule)
 		recurring = true;

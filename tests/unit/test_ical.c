@@ -442,6 +442,23 @@ static void test_ical_warnings(void **state)
 	    !strstr(w.text, "test.ics:10: VEVENT: Can't parse as RECUR"))
 		fail_msg("warnings:\n%s", w.text);
 	json_decref(inst);
+
+	/* an RDATE PERIOD of dates is no period: left out, the event keeps its one instance */
+	struct warnings w2 = {{0}, 0};
+	inst =
+	    expand(CAL("BEGIN:VEVENT\r\nUID:p\r\nDTSTART;TZID=America/New_York:20240101T180000\r\n"
+	               "RDATE;VALUE=PERIOD:20240102/20240103\r\nEND:VEVENT\r\n"),
+	           "2024-01-01", "2024-02-01", "UTC", &w2, &err);
+	assert_non_null(inst);
+	char *got = lines_of(inst);
+	assert_string_equal(
+	    got, "{\"uid\":\"p\",\"recurrence_id\":null,\"start\":\"2024-01-01T23:00:00Z\","
+	         "\"end\":\"2024-01-01T23:00:00Z\",\"all_day\":false,\"status\":"
+	         "\"CONFIRMED\",\"summary\":\"\"}\n");
+	if (!strstr(w2.text, "test.ics:3: event p: RDATE PERIOD of dates"))
+		fail_msg("warnings:\n%s", w2.text);
+	free(got);
+	json_decref(inst);
 }
 
 static void expect_error(const char *data, size_t len, const char *want)
