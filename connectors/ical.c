@@ -781,7 +781,8 @@ struct ev {
 	icalcomponent *comp;
 	int sequence;
 	bool has_rid;
-	int64_t rid; /* instant, or local date * DAY for a date */
+	int64_t rid;       /* instant, or local date * DAY for a date */
+	int64_t rid_local; /* its wall clock in the zone it was written in */
 	bool rid_date, range_future;
 	bool all_day;
 	icaltimezone *zone; /* of DTSTART */
@@ -1064,6 +1065,7 @@ static int read_event(struct feed *f, icalcomponent *c, int line, struct ev *ev)
 		ev->has_rid = true;
 		ev->rid_date = r.date;
 		ev->rid = r.date ? r.local : r.at;
+		ev->rid_local = r.local;
 		icalparameter *rg = icalproperty_get_first_parameter(rid, ICAL_RANGE_PARAMETER);
 		ev->range_future = rg && icalparameter_get_range(rg) == ICAL_RANGE_THISANDFUTURE;
 	}
@@ -1161,15 +1163,28 @@ static int cmp_occ(const void *a, const void *b)
 	return (x->at > y->at) - (x->at < y->at);
 }
 
-/* The key an instance is matched by: an instant, or a date for all-day events. A date against
- * a date-time (or the reverse) matches on the local date. */
-static bool same_instance(const struct ev *m, const struct occ *o, bool key_date, int64_t key)
+/* A RECURRENCE-ID or EXDATE value: an instant (a date: local date * DAY), its wall clock in
+ * the zone it was written in, and whether it is a date. */
+struct key {
+	int64_t at, local;
+	bool date;
+};
+
+/* Whether occurrence o of m is the one key names: the same instant, or the same date for
+ * all-day events. A date against a date-time (or the reverse) matches on the date each was
+ * written with: Exchange names an all-day instance by its midnight in the organizer's zone
+ * (RECURRENCE-ID;TZID=GMT Standard Time:20200416T000000 is 16 April, although that is 15
+ * April in UTC). */
+static bool same_instance(const struct ev *m, const struct occ *o, const struct key *k)
 {
-	if (m->all_day == key_date)
-		return (m->all_day ? o->local : o->at) == key;
-	if (key_date)
-		return floordiv(o->local, DAY) == floordiv(key, DAY);
-	return floordiv(o->local, DAY) == floordiv(utc_to_local(m->zone, key), DAY);
+	if (m->all_day == k->date)
+		return (m->all_day ? o->local : o->at) == k->at;
+	return floordiv(o->local, DAY) == floordiv(k->local, DAY);
+}
+
+static struct key rid_key(const struct ev *v)
+{
+	return (struct key){v->rid, v->rid_local, v->rid_date};
 }
 
 static void fmt_time(const struct ev *ev, int64_t local, int64_t at, char *buf, size_t size)
@@ -1429,7 +1444,8 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_EXRULE_PROPERTY); p;
 	     p = icalcomponent_get_next_property(c, ICAL_EXRULE_PROPERTY))
 		expand_prop(f, m, p, &ex, hint);
-	size_t nrule_ex = ex.n;
+	struct key *exd = NULL;
+	size_t nexd = 0, exd_cap = 0;
 	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_EXDATE_PROPERTY); p;
 	     p = icalcomponent_get_next_property(c, ICAL_EXDATE_PROPERTY)) {
 		struct when w;
@@ -1437,20 +1453,30 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 			warn(f, m->line, "event %s: unreadable EXDATE: left out", m->uid);
 			continue;
 		}
-		occ_push(&ex, w.date ? w.local : w.at, w.date ? 1 : 0, INT64_MIN);
+		if (nexd == exd_cap) {
+			size_t cap = exd_cap ? exd_cap * 2 : 16;
+			struct key *n = cap <= (size_t)ICAL_MAX_PER_EVENT * 4
+			                    ? realloc(exd, cap * sizeof(*n))
+			                    : NULL;
+			if (!n) {
+				warn(f, m->line, "event %s: too many EXDATEs: the rest left out",
+				     m->uid);
+				break;
+			}
+			exd = n;
+			exd_cap = cap;
+		}
+		exd[nexd++] = (struct key){w.date ? w.local : w.at, w.local, w.date};
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < o.n; i++) {
 		if (k && o.v[k - 1].at == o.v[i].at)
 			continue; /* one instance, however many ways it was produced */
 		bool excluded = false;
-		for (size_t j = 0; j < ex.n && !excluded; j++) {
-			if (j < nrule_ex)
-				excluded = ex.v[j].local == o.v[i].local;
-			else
-				excluded =
-				    same_instance(m, &o.v[i], ex.v[j].at == 1, ex.v[j].local);
-		}
+		for (size_t j = 0; j < ex.n && !excluded; j++)
+			excluded = ex.v[j].local == o.v[i].local;
+		for (size_t j = 0; j < nexd && !excluded; j++)
+			excluded = same_instance(m, &o.v[i], &exd[j]);
 		if (!excluded)
 			o.v[k++] = o.v[i];
 	}
@@ -1461,7 +1487,8 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 		const struct occ *oc = &o.v[i];
 		const struct ev *exact = NULL, *range = NULL;
 		for (size_t j = 0; j < novr; j++) {
-			if (same_instance(m, oc, ovr[j]->rid_date, ovr[j]->rid)) {
+			struct key rk = rid_key(ovr[j]);
+			if (same_instance(m, oc, &rk)) {
 				exact = ovr[j];
 				ovr[j]->used = true;
 			} else if (ovr[j]->range_future && !ovr[j]->rid_date &&
@@ -1500,13 +1527,15 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 			continue;
 		struct occ orig = {v->rid, v->rid, INT64_MIN};
 		if (!v->rid_date) {
-			orig.local = utc_to_local(m->zone, v->rid);
+			/* an all-day series names the date the RECURRENCE-ID was written with */
 			if (m->all_day)
-				orig.at = orig.local = floordiv(orig.local, DAY) * DAY;
+				orig.at = orig.local = floordiv(v->rid_local, DAY) * DAY;
+			else
+				orig.local = utc_to_local(m->zone, v->rid);
 		}
 		bool excluded = false;
-		for (size_t x = nrule_ex; x < ex.n && !excluded; x++)
-			excluded = same_instance(m, &orig, ex.v[x].at == 1, ex.v[x].local);
+		for (size_t x = 0; x < nexd && !excluded; x++)
+			excluded = same_instance(m, &orig, &exd[x]);
 		if (excluded)
 			continue;
 		int64_t el, e;
@@ -1515,6 +1544,7 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 	}
 	free(o.v);
 	free(ex.v);
+	free(exd);
 }
 
 /* --- the feed as a whole --------------------------------------------------------------------- */

@@ -351,6 +351,19 @@ static void test_ical_features(void **state)
 	       "{\"uid\":\"d\",\"recurrence_id\":\"2021-02-28\",\"start\":\"2021-02-28\",\"end\":"
 	       "\"2021-03-02\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"\"}\n");
 
+	/* all-day series named by a date-time at midnight in a zone east of UTC (as Exchange
+	 * writes them): the date as written counts, not the date in UTC */
+	expect(CAL("BEGIN:VEVENT\r\nUID:x\r\nDTSTART;VALUE=DATE:20240606\r\n"
+	           "RRULE:FREQ=WEEKLY;COUNT=3\r\nEXDATE;TZID=Europe/London:20240613T000000\r\n"
+	           "END:VEVENT\r\n"
+	           "BEGIN:VEVENT\r\nUID:x\r\nRECURRENCE-ID;TZID=Europe/London:20240606T000000\r\n"
+	           "DTSTART;VALUE=DATE:20240607\r\nSUMMARY:moved\r\nEND:VEVENT\r\n"),
+	       "2024-06-01", "2024-07-01", "UTC",
+	       "{\"uid\":\"x\",\"recurrence_id\":\"2024-06-06\",\"start\":\"2024-06-07\",\"end\":"
+	       "\"2024-06-08\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"moved\"}\n"
+	       "{\"uid\":\"x\",\"recurrence_id\":\"2024-06-20\",\"start\":\"2024-06-20\",\"end\":"
+	       "\"2024-06-21\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"\"}\n");
+
 	/* SEQUENCE: the higher one wins whatever the order; cancelled instances are kept;
 	 * THISANDFUTURE moves every later instance */
 	expect(
