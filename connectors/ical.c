@@ -1112,7 +1112,16 @@ static int read_event(struct feed *f, icalcomponent *c, int line, struct ev *ev)
 		ev->uid = NULL;
 		return -1;
 	}
-	if (s.date && ev->dur_days == 0 && ev->dur_secs == 0)
+	if (s.date && ev->dur_secs) {
+		/* an all-day event lasts whole days: a time of day in DTEND or a DURATION with
+		 * hours (RFC 5545, 3.8.2.5 allows only days and weeks with a DATE) is dropped */
+		if (!de && du)
+			warn(f, line,
+			     "event %s: DURATION with a time on an all-day event: whole days",
+			     ev->uid);
+		ev->dur_secs = 0;
+	}
+	if (s.date && ev->dur_days == 0)
 		ev->dur_days = 1;
 	return 0;
 }

@@ -351,6 +351,17 @@ static void test_ical_features(void **state)
 	       "{\"uid\":\"d\",\"recurrence_id\":\"2021-02-28\",\"start\":\"2021-02-28\",\"end\":"
 	       "\"2021-03-02\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"\"}\n");
 
+	/* an all-day event with a DURATION in hours (invalid for a DATE) lasts whole days, one
+	 * at least */
+	expect(CAL("BEGIN:VEVENT\r\nUID:h\r\nDTSTART;VALUE=DATE:20240601\r\nDURATION:PT10H\r\n"
+	           "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:i\r\nDTSTART;VALUE=DATE:20240601\r\n"
+	           "DURATION:P1DT10H\r\nEND:VEVENT\r\n"),
+	       "2024-06-01", "2024-06-02", "UTC",
+	       "{\"uid\":\"h\",\"recurrence_id\":null,\"start\":\"2024-06-01\",\"end\":"
+	       "\"2024-06-02\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"\"}\n"
+	       "{\"uid\":\"i\",\"recurrence_id\":null,\"start\":\"2024-06-01\",\"end\":"
+	       "\"2024-06-02\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"\"}\n");
+
 	/* all-day series named by a date-time at midnight in a zone east of UTC (as Exchange
 	 * writes them): the date as written counts, not the date in UTC */
 	expect(CAL("BEGIN:VEVENT\r\nUID:x\r\nDTSTART;VALUE=DATE:20240606\r\n"
