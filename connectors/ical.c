@@ -319,6 +319,13 @@ static int rule_from(const struct icalrecurrencetype *r, struct rule *out, char 
 		snprintf(why, wsize, "RSCALE=%s is not supported", r->rscale);
 		return -1;
 	}
+	/* RFC 7529's SKIP moves the dates a rule names but a month lacks (29 February, the
+	 * 31st); this engine only leaves them out, as RFC 5545 does, which would lose
+	 * instances without a word */
+	if (r->rscale && (r->skip == ICAL_SKIP_FORWARD || r->skip == ICAL_SKIP_BACKWARD)) {
+		snprintf(why, wsize, "SKIP=%s is not supported", icalrecur_skip_to_string(r->skip));
+		return -1;
+	}
 	out->freq = freq_map[r->freq];
 	out->interval = r->interval > 0 ? r->interval : 1;
 	out->count = r->count > 0 ? r->count : 0;

@@ -483,6 +483,21 @@ static void test_ical_warnings(void **state)
 		fail_msg("warnings:\n%s", w2.text);
 	free(got);
 	json_decref(inst);
+
+	/* RFC 7529: a rule in another calendar or with SKIP is dropped with a warning rather
+	 * than read as a plain Gregorian rule; DTSTART stays */
+	struct warnings w3 = {{0}, 0};
+	inst = expand(CAL("BEGIN:VEVENT\r\nUID:k\r\nDTSTART;VALUE=DATE:20240229\r\n"
+	                  "RRULE:RSCALE=GREGORIAN;FREQ=YEARLY;SKIP=FORWARD\r\nEND:VEVENT\r\n"
+	                  "BEGIN:VEVENT\r\nUID:c\r\nDTSTART;VALUE=DATE:20240210\r\n"
+	                  "RRULE:RSCALE=CHINESE;FREQ=YEARLY\r\nEND:VEVENT\r\n"),
+	              "2024-01-01", "2027-01-01", "UTC", &w3, &err);
+	assert_non_null(inst);
+	assert_int_equal(json_array_size(inst), 2);
+	if (!strstr(w3.text, "SKIP=FORWARD is not supported") ||
+	    !strstr(w3.text, "RSCALE=CHINESE is not supported"))
+		fail_msg("warnings:\n%s", w3.text);
+	json_decref(inst);
 }
 
 static void expect_error(const char *data, size_t len, const char *want)
