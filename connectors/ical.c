@@ -319,6 +319,13 @@ static int rule_from(const struct icalrecurrencetype *r, struct rule *out, char 
 		snprintf(why, wsize, "RSCALE=%s is not supported", r->rscale);
 		return -1;
 	}
+	/* RFC 7529's SKIP moves the dates a rule names but a month lacks (29 February, the
+	 * 31st); this engine only leaves them out, as RFC 5545 does, which would lose
+	 * instances without a word */
+	if (r->rscale && (r->skip == ICAL_SKIP_FORWARD || r->skip == ICAL_SKIP_BACKWARD)) {
+		snprintf(why, wsize, "SKIP=%s is not supported", icalrecur_skip_to_string(r->skip));
+		return -1;
+	}
 	out->freq = freq_map[r->freq];
 	out->interval = r->interval > 0 ? r->interval : 1;
 	out->count = r->count > 0 ? r->count : 0;
@@ -776,10 +783,13 @@ struct ev {
 	int line;
 	size_t first, last; /* its content lines in struct feed */
 	char *uid;
+	bool no_uid;     /* the feed gave none: the event is related to no other */
+	bool no_dtstart; /* an override without DTSTART starts at its RECURRENCE-ID */
 	icalcomponent *comp;
 	int sequence;
 	bool has_rid;
-	int64_t rid; /* instant, or local date * DAY for a date */
+	int64_t rid;       /* instant, or local date * DAY for a date */
+	int64_t rid_local; /* its wall clock in the zone it was written in */
 	bool rid_date, range_future;
 	bool all_day;
 	icaltimezone *zone; /* of DTSTART */
@@ -1062,6 +1072,7 @@ static int read_event(struct feed *f, icalcomponent *c, int line, struct ev *ev)
 		ev->has_rid = true;
 		ev->rid_date = r.date;
 		ev->rid = r.date ? r.local : r.at;
+		ev->rid_local = r.local;
 		icalparameter *rg = icalproperty_get_first_parameter(rid, ICAL_RANGE_PARAMETER);
 		ev->range_future = rg && icalparameter_get_range(rg) == ICAL_RANGE_THISANDFUTURE;
 	}
@@ -1071,8 +1082,10 @@ static int read_event(struct feed *f, icalcomponent *c, int line, struct ev *ev)
 			return -1;
 		}
 		s = r;
+		ev->no_dtstart = true;
 	}
 	ev->uid = strdup(uid ? uid : "");
+	ev->no_uid = !uid || !*uid;
 	ev->all_day = s.date;
 	ev->zone = s.zone;
 	ev->start_local = s.local;
@@ -1106,7 +1119,16 @@ static int read_event(struct feed *f, icalcomponent *c, int line, struct ev *ev)
 		ev->uid = NULL;
 		return -1;
 	}
-	if (s.date && ev->dur_days == 0 && ev->dur_secs == 0)
+	if (s.date && ev->dur_secs) {
+		/* an all-day event lasts whole days: a time of day in DTEND or a DURATION with
+		 * hours (RFC 5545, 3.8.2.5 allows only days and weeks with a DATE) is dropped */
+		if (!de && du)
+			warn(f, line,
+			     "event %s: DURATION with a time on an all-day event: whole days",
+			     ev->uid);
+		ev->dur_secs = 0;
+	}
+	if (s.date && ev->dur_days == 0)
 		ev->dur_days = 1;
 	return 0;
 }
@@ -1157,15 +1179,28 @@ static int cmp_occ(const void *a, const void *b)
 	return (x->at > y->at) - (x->at < y->at);
 }
 
-/* The key an instance is matched by: an instant, or a date for all-day events. A date against
- * a date-time (or the reverse) matches on the local date. */
-static bool same_instance(const struct ev *m, const struct occ *o, bool key_date, int64_t key)
+/* A RECURRENCE-ID or EXDATE value: an instant (a date: local date * DAY), its wall clock in
+ * the zone it was written in, and whether it is a date. */
+struct key {
+	int64_t at, local;
+	bool date;
+};
+
+/* Whether occurrence o of m is the one key names: the same instant, or the same date for
+ * all-day events. A date against a date-time (or the reverse) matches on the date each was
+ * written with: Exchange names an all-day instance by its midnight in the organizer's zone
+ * (RECURRENCE-ID;TZID=GMT Standard Time:20200416T000000 is 16 April, although that is 15
+ * April in UTC). */
+static bool same_instance(const struct ev *m, const struct occ *o, const struct key *k)
 {
-	if (m->all_day == key_date)
-		return (m->all_day ? o->local : o->at) == key;
-	if (key_date)
-		return floordiv(o->local, DAY) == floordiv(key, DAY);
-	return floordiv(o->local, DAY) == floordiv(utc_to_local(m->zone, key), DAY);
+	if (m->all_day == k->date)
+		return (m->all_day ? o->local : o->at) == k->at;
+	return floordiv(o->local, DAY) == floordiv(k->local, DAY);
+}
+
+static struct key rid_key(const struct ev *v)
+{
+	return (struct key){v->rid, v->rid_local, v->rid_date};
 }
 
 static void fmt_time(const struct ev *ev, int64_t local, int64_t at, char *buf, size_t size)
@@ -1380,11 +1415,18 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 	}
 	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_RDATE_PROPERTY); p;
 	     p = icalcomponent_get_next_property(c, ICAL_RDATE_PROPERTY)) {
-		recurring = true;
 		struct icaldatetimeperiodtype dp = icalproperty_get_rdate(p);
 		struct when w;
 		bool period = !icaltime_is_null_time(dp.period.start);
 		struct icaltimetype t = period ? dp.period.start : dp.time;
+		if (period && (dp.period.start.is_date ||
+		               (!icaltime_is_null_time(dp.period.end) && dp.period.end.is_date))) {
+			/* RFC 5545 (3.3.9): a period is of date-times; a time of day made up for
+			 * these dates would be wrong */
+			warn(f, m->line,
+			     "event %s: RDATE PERIOD of dates, not date-times: left out", m->uid);
+			continue;
+		}
 		if (read_when(f, p, t, m->line, &w) != 0) {
 			warn(f, m->line, "event %s: unreadable RDATE: left out", m->uid);
 			continue;
@@ -1404,6 +1446,7 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 			}
 		}
 		occ_push(&o, local, at, end);
+		recurring = true;
 	}
 	if (has_rule)
 		recurring = true;
@@ -1417,7 +1460,8 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_EXRULE_PROPERTY); p;
 	     p = icalcomponent_get_next_property(c, ICAL_EXRULE_PROPERTY))
 		expand_prop(f, m, p, &ex, hint);
-	size_t nrule_ex = ex.n;
+	struct key *exd = NULL;
+	size_t nexd = 0, exd_cap = 0;
 	for (icalproperty *p = icalcomponent_get_first_property(c, ICAL_EXDATE_PROPERTY); p;
 	     p = icalcomponent_get_next_property(c, ICAL_EXDATE_PROPERTY)) {
 		struct when w;
@@ -1425,20 +1469,30 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 			warn(f, m->line, "event %s: unreadable EXDATE: left out", m->uid);
 			continue;
 		}
-		occ_push(&ex, w.date ? w.local : w.at, w.date ? 1 : 0, INT64_MIN);
+		if (nexd == exd_cap) {
+			size_t cap = exd_cap ? exd_cap * 2 : 16;
+			struct key *n = cap <= (size_t)ICAL_MAX_PER_EVENT * 4
+			                    ? realloc(exd, cap * sizeof(*n))
+			                    : NULL;
+			if (!n) {
+				warn(f, m->line, "event %s: too many EXDATEs: the rest left out",
+				     m->uid);
+				break;
+			}
+			exd = n;
+			exd_cap = cap;
+		}
+		exd[nexd++] = (struct key){w.date ? w.local : w.at, w.local, w.date};
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < o.n; i++) {
 		if (k && o.v[k - 1].at == o.v[i].at)
 			continue; /* one instance, however many ways it was produced */
 		bool excluded = false;
-		for (size_t j = 0; j < ex.n && !excluded; j++) {
-			if (j < nrule_ex)
-				excluded = ex.v[j].local == o.v[i].local;
-			else
-				excluded =
-				    same_instance(m, &o.v[i], ex.v[j].at == 1, ex.v[j].local);
-		}
+		for (size_t j = 0; j < ex.n && !excluded; j++)
+			excluded = ex.v[j].local == o.v[i].local;
+		for (size_t j = 0; j < nexd && !excluded; j++)
+			excluded = same_instance(m, &o.v[i], &exd[j]);
 		if (!excluded)
 			o.v[k++] = o.v[i];
 	}
@@ -1449,7 +1503,8 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 		const struct occ *oc = &o.v[i];
 		const struct ev *exact = NULL, *range = NULL;
 		for (size_t j = 0; j < novr; j++) {
-			if (same_instance(m, oc, ovr[j]->rid_date, ovr[j]->rid)) {
+			struct key rk = rid_key(ovr[j]);
+			if (same_instance(m, oc, &rk)) {
 				exact = ovr[j];
 				ovr[j]->used = true;
 			} else if (ovr[j]->range_future && !ovr[j]->rid_date &&
@@ -1488,13 +1543,15 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 			continue;
 		struct occ orig = {v->rid, v->rid, INT64_MIN};
 		if (!v->rid_date) {
-			orig.local = utc_to_local(m->zone, v->rid);
+			/* an all-day series names the date the RECURRENCE-ID was written with */
 			if (m->all_day)
-				orig.at = orig.local = floordiv(orig.local, DAY) * DAY;
+				orig.at = orig.local = floordiv(v->rid_local, DAY) * DAY;
+			else
+				orig.local = utc_to_local(m->zone, v->rid);
 		}
 		bool excluded = false;
-		for (size_t x = nrule_ex; x < ex.n && !excluded; x++)
-			excluded = same_instance(m, &orig, ex.v[x].at == 1, ex.v[x].local);
+		for (size_t x = 0; x < nexd && !excluded; x++)
+			excluded = same_instance(m, &orig, &exd[x]);
 		if (excluded)
 			continue;
 		int64_t el, e;
@@ -1503,6 +1560,7 @@ static void expand_event(struct feed *f, struct ev *m, struct ev **ovr, size_t n
 	}
 	free(o.v);
 	free(ex.v);
+	free(exd);
 }
 
 /* --- the feed as a whole --------------------------------------------------------------------- */
@@ -1513,6 +1571,8 @@ static int cmp_ev(const void *a, const void *b)
 	int c = strcmp(x->uid, y->uid);
 	if (c)
 		return c;
+	if (x->no_uid || y->no_uid)
+		return (x->line > y->line) - (x->line < y->line);
 	if (x->has_rid != y->has_rid)
 		return x->has_rid - y->has_rid;
 	if (x->rid != y->rid)
@@ -1697,7 +1757,7 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 	/* the highest SEQUENCE (then the last in the feed) wins for one UID and recurrence id */
 	size_t k = 0;
 	for (size_t i = 0; i < f.nevs; i++) {
-		if (k && strcmp(f.evs[k - 1].uid, f.evs[i].uid) == 0 &&
+		if (k && !f.evs[i].no_uid && strcmp(f.evs[k - 1].uid, f.evs[i].uid) == 0 &&
 		    f.evs[k - 1].has_rid == f.evs[i].has_rid && f.evs[k - 1].rid == f.evs[i].rid) {
 			icalcomponent_free(f.evs[k - 1].comp);
 			free(f.evs[k - 1].uid);
@@ -1709,8 +1769,10 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 	f.nevs = k;
 	struct ev **ovr = calloc(f.nevs + 1, sizeof(void *));
 	for (size_t i = 0; ovr && i < f.nevs;) {
-		size_t j = i;
-		while (j < f.nevs && strcmp(f.evs[j].uid, f.evs[i].uid) == 0)
+		/* one UID is one event with its overrides; events without UID stand alone (two
+		 * of them are not known to be related) */
+		size_t j = i + 1;
+		while (j < f.nevs && !f.evs[i].no_uid && strcmp(f.evs[j].uid, f.evs[i].uid) == 0)
 			j++;
 		struct ev *master = f.evs[i].has_rid ? NULL : &f.evs[i];
 		size_t n = 0;
@@ -1722,6 +1784,25 @@ json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, str
 			for (size_t x = 0; x < n; x++) {
 				int64_t count = 0, el, e;
 				struct ev *v = ovr[x];
+				if (v->no_dtstart) {
+					/* nothing says when this one is: RFC 5545 (3.6.1)
+					 * requires DTSTART */
+					warn(&f, v->line,
+					     "event %s: no DTSTART and no master event: left out",
+					     v->uid);
+					continue;
+				}
+				/* with no master, an override that brings its own RRULE or RDATE
+				 * is the only statement of the series there is (Lotus Notes
+				 * sends RANGE=THISANDFUTURE with every date as an RDATE): it is
+				 * expanded like a master */
+				if (icalcomponent_get_first_property(v->comp,
+				                                     ICAL_RRULE_PROPERTY) ||
+				    icalcomponent_get_first_property(v->comp,
+				                                     ICAL_RDATE_PROPERTY)) {
+					expand_event(&f, v, NULL, 0);
+					continue;
+				}
 				struct occ orig = {v->rid, v->rid, INT64_MIN};
 				end_of(v, v->start_local, v->start, &el, &e);
 				struct ev as_master = *v;

@@ -18,7 +18,9 @@
  * resolved through the feed's VTIMEZONE blocks wherever they stand, then the IANA zone of that
  * name, then Windows zone names; floating times in X-WR-TIMEZONE or the caller's zone; local
  * times in a DST gap move forward by the gap, a repeated hour means its first occurrence;
- * all-day events with an exclusive DTEND; DURATION.
+ * all-day events with an exclusive DTEND; DURATION. An override without a master stands alone, or
+ * is the series when it brings RRULE or RDATE. RFC 7529 calendars other than Gregorian, and
+ * SKIP, are not supported: such a rule is dropped with a warning, DTSTART stays.
  *
  * Input is never trusted: at most ICAL_MAX_FEED bytes, lines of at most ICAL_MAX_LINE bytes
  * once unfolded, components nested at most ICAL_MAX_DEPTH deep, and a cap on instances per

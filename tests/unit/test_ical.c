@@ -351,6 +351,30 @@ static void test_ical_features(void **state)
 	       "{\"uid\":\"d\",\"recurrence_id\":\"2021-02-28\",\"start\":\"2021-02-28\",\"end\":"
 	       "\"2021-03-02\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"\"}\n");
 
+	/* an all-day event with a DURATION in hours (invalid for a DATE) lasts whole days, one
+	 * at least */
+	expect(CAL("BEGIN:VEVENT\r\nUID:h\r\nDTSTART;VALUE=DATE:20240601\r\nDURATION:PT10H\r\n"
+	           "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:i\r\nDTSTART;VALUE=DATE:20240601\r\n"
+	           "DURATION:P1DT10H\r\nEND:VEVENT\r\n"),
+	       "2024-06-01", "2024-06-02", "UTC",
+	       "{\"uid\":\"h\",\"recurrence_id\":null,\"start\":\"2024-06-01\",\"end\":"
+	       "\"2024-06-02\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"\"}\n"
+	       "{\"uid\":\"i\",\"recurrence_id\":null,\"start\":\"2024-06-01\",\"end\":"
+	       "\"2024-06-02\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"\"}\n");
+
+	/* all-day series named by a date-time at midnight in a zone east of UTC (as Exchange
+	 * writes them): the date as written counts, not the date in UTC */
+	expect(CAL("BEGIN:VEVENT\r\nUID:x\r\nDTSTART;VALUE=DATE:20240606\r\n"
+	           "RRULE:FREQ=WEEKLY;COUNT=3\r\nEXDATE;TZID=Europe/London:20240613T000000\r\n"
+	           "END:VEVENT\r\n"
+	           "BEGIN:VEVENT\r\nUID:x\r\nRECURRENCE-ID;TZID=Europe/London:20240606T000000\r\n"
+	           "DTSTART;VALUE=DATE:20240607\r\nSUMMARY:moved\r\nEND:VEVENT\r\n"),
+	       "2024-06-01", "2024-07-01", "UTC",
+	       "{\"uid\":\"x\",\"recurrence_id\":\"2024-06-06\",\"start\":\"2024-06-07\",\"end\":"
+	       "\"2024-06-08\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"moved\"}\n"
+	       "{\"uid\":\"x\",\"recurrence_id\":\"2024-06-20\",\"start\":\"2024-06-20\",\"end\":"
+	       "\"2024-06-21\",\"all_day\":true,\"status\":\"CONFIRMED\",\"summary\":\"\"}\n");
+
 	/* SEQUENCE: the higher one wins whatever the order; cancelled instances are kept;
 	 * THISANDFUTURE moves every later instance */
 	expect(
@@ -375,6 +399,34 @@ static void test_ical_features(void **state)
 	    "{\"uid\":\"s\",\"recurrence_id\":\"2024-01-22T10:00:00Z\",\"start\":\"2024-01-22T11:"
 	    "00:00Z\",\"end\":\"2024-01-22T11:00:00Z\",\"all_day\":false,\"status\":"
 	    "\"CONFIRMED\",\"summary\":\"later\"}\n");
+
+	/* events without UID are related to no other: two alike both count, and one with only a
+	 * RECURRENCE-ID (no DTSTART, nothing to override) is left out */
+	expect(CAL("BEGIN:VEVENT\r\nDTSTART:20240101T100000Z\r\nSUMMARY:a\r\nEND:VEVENT\r\n"
+	           "BEGIN:VEVENT\r\nDTSTART:20240101T100000Z\r\nSUMMARY:a\r\nEND:VEVENT\r\n"
+	           "BEGIN:VEVENT\r\nRECURRENCE-ID:20240101T100000Z\r\nEND:VEVENT\r\n"),
+	       "2024-01-01", "2024-01-02", "UTC",
+	       "{\"uid\":\"\",\"recurrence_id\":null,\"start\":\"2024-01-01T10:00:00Z\",\"end\":"
+	       "\"2024-01-01T10:00:00Z\",\"all_day\":false,\"status\":\"CONFIRMED\",\"summary\":"
+	       "\"a\"}\n"
+	       "{\"uid\":\"\",\"recurrence_id\":null,\"start\":\"2024-01-01T10:00:00Z\",\"end\":"
+	       "\"2024-01-01T10:00:00Z\",\"all_day\":false,\"status\":\"CONFIRMED\",\"summary\":"
+	       "\"a\"}\n");
+
+	/* an override with no master that carries RDATEs is its own series; the RDATE equal to
+	 * DTSTART appears once */
+	expect(
+	    CAL("BEGIN:VEVENT\r\nUID:n\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20240105T090000Z\r\n"
+	        "DTSTART:20240105T090000Z\r\nDTEND:20240105T093000Z\r\n"
+	        "RDATE;VALUE=PERIOD:20240105T090000Z/20240105T093000Z,"
+	        "20240112T090000Z/20240112T093000Z\r\nEND:VEVENT\r\n"),
+	    "2024-01-01", "2024-02-01", "UTC",
+	    "{\"uid\":\"n\",\"recurrence_id\":\"2024-01-05T09:00:00Z\",\"start\":\"2024-01-05T09:"
+	    "00:00Z\",\"end\":\"2024-01-05T09:30:00Z\",\"all_day\":false,\"status\":"
+	    "\"CONFIRMED\",\"summary\":\"\"}\n"
+	    "{\"uid\":\"n\",\"recurrence_id\":\"2024-01-12T09:00:00Z\",\"start\":\"2024-01-12T09:"
+	    "00:00Z\",\"end\":\"2024-01-12T09:30:00Z\",\"all_day\":false,\"status\":"
+	    "\"CONFIRMED\",\"summary\":\"\"}\n");
 
 	/* the other fields: organizer and attendees as emails, location, url */
 	struct warnings w = {{0}, 0};
@@ -413,6 +465,38 @@ static void test_ical_warnings(void **state)
 	    !strstr(w.text, "test.ics:3: event bad: no readable DTSTART") ||
 	    !strstr(w.text, "test.ics:10: VEVENT: Can't parse as RECUR"))
 		fail_msg("warnings:\n%s", w.text);
+	json_decref(inst);
+
+	/* an RDATE PERIOD of dates is no period: left out, the event keeps its one instance */
+	struct warnings w2 = {{0}, 0};
+	inst =
+	    expand(CAL("BEGIN:VEVENT\r\nUID:p\r\nDTSTART;TZID=America/New_York:20240101T180000\r\n"
+	               "RDATE;VALUE=PERIOD:20240102/20240103\r\nEND:VEVENT\r\n"),
+	           "2024-01-01", "2024-02-01", "UTC", &w2, &err);
+	assert_non_null(inst);
+	char *got = lines_of(inst);
+	assert_string_equal(
+	    got, "{\"uid\":\"p\",\"recurrence_id\":null,\"start\":\"2024-01-01T23:00:00Z\","
+	         "\"end\":\"2024-01-01T23:00:00Z\",\"all_day\":false,\"status\":"
+	         "\"CONFIRMED\",\"summary\":\"\"}\n");
+	if (!strstr(w2.text, "test.ics:3: event p: RDATE PERIOD of dates"))
+		fail_msg("warnings:\n%s", w2.text);
+	free(got);
+	json_decref(inst);
+
+	/* RFC 7529: a rule in another calendar or with SKIP is dropped with a warning rather
+	 * than read as a plain Gregorian rule; DTSTART stays */
+	struct warnings w3 = {{0}, 0};
+	inst = expand(CAL("BEGIN:VEVENT\r\nUID:k\r\nDTSTART;VALUE=DATE:20240229\r\n"
+	                  "RRULE:RSCALE=GREGORIAN;FREQ=YEARLY;SKIP=FORWARD\r\nEND:VEVENT\r\n"
+	                  "BEGIN:VEVENT\r\nUID:c\r\nDTSTART;VALUE=DATE:20240210\r\n"
+	                  "RRULE:RSCALE=CHINESE;FREQ=YEARLY\r\nEND:VEVENT\r\n"),
+	              "2024-01-01", "2027-01-01", "UTC", &w3, &err);
+	assert_non_null(inst);
+	assert_int_equal(json_array_size(inst), 2);
+	if (!strstr(w3.text, "SKIP=FORWARD is not supported") ||
+	    !strstr(w3.text, "RSCALE=CHINESE is not supported"))
+		fail_msg("warnings:\n%s", w3.text);
 	json_decref(inst);
 }
 
