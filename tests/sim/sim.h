@@ -109,7 +109,7 @@ struct sim_opts {
 	int learners;
 	const char *sources_file;
 	const char *source_token;
-	const char *canvas_mocks; /* a directory of Canvas request mocks */
+	const char *canvas_mocks;  /* a directory of Canvas request mocks */
 	const char *files_dirs[8]; /* files served under /files from the start */
 	int nfiles_dirs;
 };
