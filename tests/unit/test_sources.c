@@ -987,8 +987,8 @@ static void test_sync_ical_feed(void **state)
 		for (const char *p = lines; (p = strchr(p, '\n')); p++)
 			n++;
 		assert_int_equal(n, 9);
-		assert_non_null(strstr(lines, "\"status\": \"CANCELLED\""));
-		assert_non_null(strstr(lines, "\"summary\": \"Coaching (moved)\""));
+		assert_non_null(strstr(lines, "\"status\":\"CANCELLED\""));
+		assert_non_null(strstr(lines, "\"summary\":\"Coaching (moved)\""));
 		free(lines);
 	}
 	/* unchanged: a 304 */
