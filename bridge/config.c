@@ -118,10 +118,11 @@ static void semantic_checks(const struct jdoc *doc, struct diags *d)
 		int is_file = strcmp(json_string_value(type), "roster_file") == 0;
 		int may_file = is_file || strcmp(json_string_value(type), "holidays") == 0;
 		if (may_file && !is_file && !path == !url)
-			diags_add(d, file, here,
-			          "sources[%zu]: a holidays source needs \"url\" (an API or a feed) or "
-			          "\"path\" (a table), one of them",
-			          i);
+			diags_add(
+			    d, file, here,
+			    "sources[%zu]: a holidays source needs \"url\" (an API or a feed) or "
+			    "\"path\" (a table), one of them",
+			    i);
 		if (is_file && !path == !url)
 			diags_add(d, file, here,
 			          "sources[%zu]: a roster_file source needs \"path\" (a file) or "

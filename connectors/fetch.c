@@ -517,8 +517,8 @@ static void on_list_page(void *ud, const struct httpc_response *resp, const stru
 	if (f->env->progress && f->list_pages % 10 == 0) {
 		char line[160];
 		if (count > 0)
-			snprintf(line, sizeof(line), "%zu of %lld %s", json_array_size(f->list_items),
-			         count, f->list_what);
+			snprintf(line, sizeof(line), "%zu of %lld %s",
+			         json_array_size(f->list_items), count, f->list_what);
 		else
 			snprintf(line, sizeof(line), "%zu %s so far (%u pages)",
 			         json_array_size(f->list_items), f->list_what, f->list_pages);

@@ -100,8 +100,8 @@ static void finish(struct hol *h)
 			json_object_set(d, "note_from", json_object_get(sum, "from"));
 		}
 	}
-	json_t *snap = json_pack("{s:o, s:{s:o}}", "holidays", h->days, "cursor", "summaries",
-	                         h->summaries);
+	json_t *snap =
+	    json_pack("{s:o, s:{s:o}}", "holidays", h->days, "cursor", "summaries", h->summaries);
 	h->days = h->summaries = NULL;
 	json_decref(h->wanted);
 	h->wanted = NULL;
@@ -135,8 +135,9 @@ static void gathered(struct hol *h)
 		json_t *seen = json_object();
 		json_array_foreach(h->days, i, d) {
 			const char *name = json_string_value(json_object_get(d, "name"));
-			if (json_is_string(json_object_get(d, "note")) || json_object_get(notes, name) ||
-			    json_object_get(h->summaries, name) || json_object_get(seen, name))
+			if (json_is_string(json_object_get(d, "note")) ||
+			    json_object_get(notes, name) || json_object_get(h->summaries, name) ||
+			    json_object_get(seen, name))
 				continue;
 			json_object_set_new(seen, name, json_true());
 			json_array_append_new(h->wanted, json_string(name));
@@ -166,8 +167,8 @@ static void on_summary(void *ud, const struct httpc_response *resp, const struct
 	const char *page = json_string_value(json_object_get(
 	    json_object_get(json_object_get(j, "content_urls"), "desktop"), "page"));
 	char from[700];
-	snprintf(from, sizeof(from), "%s%s%s", page ? page : "",
-	         page ? " " : "", "(text: Wikipedia, CC BY-SA 4.0)");
+	snprintf(from, sizeof(from), "%s%s%s", page ? page : "", page ? " " : "",
+	         "(text: Wikipedia, CC BY-SA 4.0)");
 	/* a name the encyclopedia does not know is remembered as such, not asked again */
 	json_object_set_new(h->summaries, name,
 	                    extract && *extract
@@ -231,15 +232,14 @@ static json_t *parse_ical(struct hol *h, const char *data, size_t len, struct er
 		snprintf(date, sizeof(date), "%.10s", start);
 		const json_t *desc = json_object_get(x, "description");
 		json_array_append_new(
-		    days, json_pack("{s:s, s:O, s:s?, s:s?, s:[], s:O, s:s?}", "date", date, "name",
-		                    json_object_get(x, "summary"), "country",
-		                    h->country[0] ? h->country : NULL, "region",
-		                    h->region[0] ? h->region : NULL, "types", "note",
-		                    json_is_string(desc) && *json_string_value(desc) ? desc
-		                                                                   : json_null(),
-		                    "note_from",
-		                    json_is_string(desc) && *json_string_value(desc) ? "the feed"
-		                                                                   : NULL));
+		    days,
+		    json_pack(
+		        "{s:s, s:O, s:s?, s:s?, s:[], s:O, s:s?}", "date", date, "name",
+		        json_object_get(x, "summary"), "country", h->country[0] ? h->country : NULL,
+		        "region", h->region[0] ? h->region : NULL, "types", "note",
+		        json_is_string(desc) && *json_string_value(desc) ? desc : json_null(),
+		        "note_from",
+		        json_is_string(desc) && *json_string_value(desc) ? "the feed" : NULL));
 	}
 	json_decref(all);
 	return days;
@@ -255,14 +255,12 @@ static void on_document(void *ud, const struct httpc_response *resp, const struc
 	struct err e = {0};
 	const char *data = resp->body ? resp->body : "";
 	const char *name = h->env->cfg->name;
-	json_t *days = h->fmt == F_NAGER
-	                   ? holidays_parse_nager(data, resp->body_len, name,
-	                                          h->region[0] ? h->region : NULL, &e)
-	               : h->fmt == F_ICAL ? parse_ical(h, data, resp->body_len, &e)
-	                                  : holidays_parse_snapshot(data, resp->body_len, name,
-	                                                            h->country,
-	                                                            h->region[0] ? h->region : NULL,
-	                                                            &e);
+	json_t *days = h->fmt == F_NAGER ? holidays_parse_nager(data, resp->body_len, name,
+	                                                        h->region[0] ? h->region : NULL, &e)
+	               : h->fmt == F_ICAL
+	                   ? parse_ical(h, data, resp->body_len, &e)
+	                   : holidays_parse_snapshot(data, resp->body_len, name, h->country,
+	                                             h->region[0] ? h->region : NULL, &e);
 	if (add(h, days, &e) != 0)
 		return;
 	if (h->fmt == F_NAGER && h->year < h->year_to) {
@@ -301,9 +299,9 @@ static void *hol_init(const struct source_env *env, struct err *err)
 		         : strcmp(format, "ical") == 0 ? F_ICAL
 		                                       : F_SNAPSHOT;
 	else
-		h->fmt = strstr(where, "{year}")                               ? F_NAGER
+		h->fmt = strstr(where, "{year}")                             ? F_NAGER
 		         : wl > 4 && strncmp(where + wl - 4, ".ics", 4) == 0 ? F_ICAL
-		                                                               : F_SNAPSHOT;
+		                                                             : F_SNAPSHOT;
 	const char *country = json_string_value(json_object_get(cfg->extra, "country"));
 	const char *region = json_string_value(json_object_get(cfg->extra, "region"));
 	if (country)

@@ -103,20 +103,22 @@ static void on_feed(void *ud, const struct httpc_response *resp, const struct er
 	httpc_header(resp, "ETag", etag, sizeof(etag));
 	httpc_header(resp, "Last-Modified", modified, sizeof(modified));
 	if (strstr(ct, "html")) {
-		err_set(&e, "%s: answered with a web page (Content-Type %s), not a calendar: is the url "
-		            "the feed's own (often ending in .ics)?",
-		        name, ct);
+		err_set(
+		    &e,
+		    "%s: answered with a web page (Content-Type %s), not a calendar: is the url "
+		    "the feed's own (often ending in .ics)?",
+		    name, ct);
 		done(c->ud, NULL, &e);
 		return;
 	}
 	c->warnings = 0;
-	struct ical_opts o = {.feed = name,
-	                      .from = c->from,
-	                      .to = c->to,
-	                      .default_tz =
-	                          json_string_value(json_object_get(c->env->cfg->extra, "time_zone")),
-	                      .warn = on_warning,
-	                      .ud = c};
+	struct ical_opts o = {
+	    .feed = name,
+	    .from = c->from,
+	    .to = c->to,
+	    .default_tz = json_string_value(json_object_get(c->env->cfg->extra, "time_zone")),
+	    .warn = on_warning,
+	    .ud = c};
 	json_t *all = ical_expand(resp->body ? resp->body : "", resp->body_len, &o, &e);
 	if (!all) {
 		struct err named;
@@ -127,7 +129,8 @@ static void on_feed(void *ud, const struct httpc_response *resp, const struct er
 	json_t *instances = json_array();
 	size_t i;
 	json_t *x;
-	json_array_foreach(all, i, x) json_array_append_new(instances, stored(x));
+	json_array_foreach(all, i, x)
+		json_array_append_new(instances, stored(x));
 	json_decref(all);
 	char from[32], to[32];
 	iso(c->from, from, sizeof(from));
@@ -137,9 +140,9 @@ static void on_feed(void *ud, const struct httpc_response *resp, const struct er
 		json_object_set_new(cursor, "etag", json_string(etag));
 	if (modified[0])
 		json_object_set_new(cursor, "last_modified", json_string(modified));
-	json_t *snap = json_pack("{s:o, s:{s:s, s:s}, s:o, s:i}", "instances", instances, "window",
-	                         "from", from, "to", to, "cursor", cursor, "warnings",
-	                         (int)c->warnings);
+	json_t *snap =
+	    json_pack("{s:o, s:{s:s, s:s}, s:o, s:i}", "instances", instances, "window", "from",
+	              from, "to", to, "cursor", cursor, "warnings", (int)c->warnings);
 	done(c->ud, snap, NULL);
 }
 

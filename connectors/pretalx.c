@@ -62,9 +62,8 @@ static void on_talks(void *ud, json_t *items, unsigned pages, const struct err *
 static json_t *ical_slots(const struct ptx *p, const char *data, size_t len, struct err *err)
 {
 	time_t now = time(NULL);
-	struct ical_opts o = {.feed = p->env->cfg->name,
-	                      .from = now - 366L * 86400,
-	                      .to = now + 3 * 366L * 86400};
+	struct ical_opts o = {
+	    .feed = p->env->cfg->name, .from = now - 366L * 86400, .to = now + 3 * 366L * 86400};
 	json_t *all = ical_expand(data, len, &o, err);
 	if (!all)
 		return NULL;
@@ -78,14 +77,16 @@ static json_t *ical_slots(const struct ptx *p, const char *data, size_t len, str
 		char id[512];
 		const json_t *rid = json_object_get(x, "recurrence_id");
 		snprintf(id, sizeof(id), "%s%s%s", json_string_value(json_object_get(x, "uid")),
-		         json_is_string(rid) ? "/" : "", json_is_string(rid) ? json_string_value(rid) : "");
+		         json_is_string(rid) ? "/" : "",
+		         json_is_string(rid) ? json_string_value(rid) : "");
 		json_array_append_new(
-		    slots, json_pack("{s:s, s:O, s:O, s:O, s:O, s:n, s:n, s:n, s:O, s:O, s:[], s:n}",
-		                     "id", id, "title", json_object_get(x, "summary"), "start",
-		                     json_object_get(x, "start"), "end", json_object_get(x, "end"),
-		                     "room", json_object_get(x, "location"), "track", "type",
-		                     "language", "url", json_object_get(x, "url"), "abstract",
-		                     json_object_get(x, "description"), "speakers", "status"));
+		    slots,
+		    json_pack("{s:s, s:O, s:O, s:O, s:O, s:n, s:n, s:n, s:O, s:O, s:[], s:n}", "id",
+		              id, "title", json_object_get(x, "summary"), "start",
+		              json_object_get(x, "start"), "end", json_object_get(x, "end"), "room",
+		              json_object_get(x, "location"), "track", "type", "language", "url",
+		              json_object_get(x, "url"), "abstract",
+		              json_object_get(x, "description"), "speakers", "status"));
 	}
 	json_decref(all);
 	return slots;

@@ -148,7 +148,8 @@ static void add_checkins(json_t *extra, const json_t *checkins)
 			size_t k;
 			json_t *seen;
 			int dup = 0;
-			json_array_foreach(lists, k, seen) dup |= json_equal(seen, list);
+			json_array_foreach(lists, k, seen)
+				dup |= json_equal(seen, list);
 			if (!dup)
 				json_array_append(lists, list);
 		}
@@ -214,8 +215,8 @@ json_t *pretix_snapshot(const json_t *items, const json_t *orders, int full)
 				if (!json_is_string(email) || !*json_string_value(email))
 					email = json_object_get(o, "email");
 				json_t *name = json_object_get(x, "attendee_name");
-				json_t *extra = json_pack("{s:s, s:s}", "order", code,
-				                          "order_status", status);
+				json_t *extra =
+				    json_pack("{s:s, s:s}", "order", code, "order_status", status);
 				add_checkins(extra, json_object_get(x, "checkins"));
 				if (json_is_object(json_object_get(x, "attendee_name_parts")))
 					json_object_set(extra, "name_parts",

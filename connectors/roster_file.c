@@ -20,8 +20,8 @@
 
 struct rf {
 	const struct source_env *env;
-	char *path;         /* a file, or */
-	struct fetcher *f;  /* the published sheet at env->cfg->url */
+	char *path;        /* a file, or */
+	struct fetcher *f; /* the published sheet at env->cfg->url */
 	connector_done done;
 	void *ud;
 };
@@ -532,10 +532,11 @@ static void on_sheet(void *ud, const struct httpc_response *resp, const struct e
 	/* in messages the address without its query, which may hold a key */
 	snprintf(label, sizeof(label), "%.*s", (int)strcspn(url, "?#"), url);
 	if (strstr(ct, "html")) {
-		err_set(&e,
-		        "%s: answered with a web page (Content-Type %s), not a roster: is the sheet "
-		        "published as CSV, and the url its export link?",
-		        label, ct);
+		err_set(
+		    &e,
+		    "%s: answered with a web page (Content-Type %s), not a roster: is the sheet "
+		    "published as CSV, and the url its export link?",
+		    label, ct);
 		done(r->ud, NULL, &e);
 		return;
 	}
@@ -546,8 +547,7 @@ static void on_sheet(void *ud, const struct httpc_response *resp, const struct e
 	}
 	const char *data = resp->body ? resp->body : "";
 	char fp[32];
-	snprintf(fp, sizeof(fp), "%016llx",
-	         (unsigned long long)fnv1a(data, resp->body_len));
+	snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)fnv1a(data, resp->body_len));
 	const char *was = json_string_value(json_object_get(r->env->cursor, "fingerprint"));
 	if (was && strcmp(was, fp) == 0) {
 		done(r->ud, NULL, NULL);

@@ -9,10 +9,9 @@
 
 const struct connector_ops *connector_find(const char *type)
 {
-	static const struct connector_ops *const all[] = {&roster_file_connector, &canvas_connector,
-	                                                  &moodle_connector, &pretix_connector,
-	                                                  &ical_connector, &pretalx_connector,
-	                                                  &holidays_connector};
+	static const struct connector_ops *const all[] = {
+	    &roster_file_connector, &canvas_connector,  &moodle_connector,  &pretix_connector,
+	    &ical_connector,        &pretalx_connector, &holidays_connector};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (strcmp(all[i]->type, type) == 0)
 			return all[i];
@@ -171,14 +170,11 @@ static void on_applied(struct run *r, PGresult *res, const struct err *err)
 	}
 	char line[1024];
 	size_t n = 0;
-	static const char *const lists[][2] = {{"people", "people"},
-	                                       {"memberships", "memberships"},
-	                                       {"assignments", "assignments"},
-	                                       {"due_dates", "due dates"},
-	                                       {"submissions", "submissions"},
-	                                       {"instances", "event instances"},
-	                                       {"slots", "schedule slots"},
-	                                       {"holidays", "holidays"}};
+	static const char *const lists[][2] = {
+	    {"people", "people"},           {"memberships", "memberships"},
+	    {"assignments", "assignments"}, {"due_dates", "due dates"},
+	    {"submissions", "submissions"}, {"instances", "event instances"},
+	    {"slots", "schedule slots"},    {"holidays", "holidays"}};
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 		n += describe_list(rep, lists[i][0], lists[i][1], line + n, sizeof(line) - n);
 	double secs = (double)(uv_hrtime() - r->t0) / 1e9;
@@ -417,7 +413,8 @@ static void sched_done(int failed, void *ud)
 	struct sync_sched *s = ud;
 	s->running = NULL;
 	/* the next one of this source, counted from now; after a failure sooner (retry_s, 30 s,
-	 * doubling up to the interval), so that a source that was down a moment is not stale for long */
+	 * doubling up to the interval), so that a source that was down a moment is not stale for
+	 * long */
 	for (size_t i = 0; i < s->n; i++) {
 		if (strcmp(s->src[i].name, s->running_name) != 0)
 			continue;

@@ -334,10 +334,10 @@ static char *coaching_year(size_t *len)
 		        "RECURRENCE-ID;TZID=Europe/Berlin:%04d%02d%02dT%02d0000\r\n"
 		        "DTSTART;TZID=Europe/Berlin:%04d%02d%02dT%02d0000\r\nDURATION:PT1H\r\n"
 		        "STATUS:CANCELLED\r\nSUMMARY:Coaching %d\r\nEND:VEVENT\r\n",
-		        i, day, hour, i, i % 40, i, i, a.tm_year + 1900, a.tm_mon + 1, a.tm_mday, hour,
-		        a.tm_year + 1900, a.tm_mon + 1, a.tm_mday, hour + 2, i, i, b.tm_year + 1900,
-		        b.tm_mon + 1, b.tm_mday, hour, b.tm_year + 1900, b.tm_mon + 1, b.tm_mday, hour,
-		        i);
+		        i, day, hour, i, i % 40, i, i, a.tm_year + 1900, a.tm_mon + 1, a.tm_mday,
+		        hour, a.tm_year + 1900, a.tm_mon + 1, a.tm_mday, hour + 2, i, i,
+		        b.tm_year + 1900, b.tm_mon + 1, b.tm_mday, hour, b.tm_year + 1900,
+		        b.tm_mon + 1, b.tm_mday, hour, i);
 	}
 	fputs("END:VCALENDAR\r\n", m);
 	fclose(m);
@@ -381,8 +381,9 @@ static void bench_calendars(void)
 		cancelled = 0;
 		size_t i;
 		json_t *x;
-		json_array_foreach(all, i, x) cancelled +=
-		    strcmp(json_string_value(json_object_get(x, "status")), "CANCELLED") == 0;
+		json_array_foreach(all, i, x)
+			cancelled += strcmp(json_string_value(json_object_get(x, "status")),
+			                    "CANCELLED") == 0;
 		json_decref(all);
 		if (dt < best)
 			best = dt;
@@ -414,11 +415,13 @@ static void bench_calendars(void)
 			pt = strtod(end, NULL);
 		}
 		if (pn >= 0 && pt > 0)
-			printf("calendars  python3-recurring-ical-events, same feed: %ld instances in "
-			       "%.1f ms (best of 3): %.0fx the time\n",
-			       pn, pt * 1000, pt / best);
+			printf(
+			    "calendars  python3-recurring-ical-events, same feed: %ld instances in "
+			    "%.1f ms (best of 3): %.0fx the time\n",
+			    pn, pt * 1000, pt / best);
 		else
-			printf("calendars  python3-recurring-ical-events not available (apt-get install "
+			printf("calendars  python3-recurring-ical-events not available (apt-get "
+			       "install "
 			       "python3-recurring-ical-events)\n");
 		if (p)
 			pclose(p);
@@ -429,9 +432,11 @@ static void bench_calendars(void)
 	free(feed);
 
 	/* the 38C3 schedule */
-	gzFile gz = gzopen("tests/fixtures/pretalx/eventfahrplan__schedule-38c3-20251206.xml.gz", "rb");
+	gzFile gz =
+	    gzopen("tests/fixtures/pretalx/eventfahrplan__schedule-38c3-20251206.xml.gz", "rb");
 	if (!gz) {
-		printf("calendars  38C3 schedule: fixture missing (run from the repository root)\n");
+		printf(
+		    "calendars  38C3 schedule: fixture missing (run from the repository root)\n");
 		return;
 	}
 	size_t cap = 1 << 20, got = 0;

@@ -480,8 +480,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			sim.opts.files_dirs[sim.opts.nfiles_dirs++] = v;
-		}
-		else if (strcmp(a, "--ratelimits") == 0) {
+		} else if (strcmp(a, "--ratelimits") == 0) {
 			if (strcmp(v, "discord") == 0)
 				sim.opts.ratelimits = RL_DISCORD;
 			else if (strcmp(v, "fast") == 0)

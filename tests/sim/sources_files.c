@@ -33,8 +33,10 @@ static const char *type_of(const char *name)
 {
 	static const struct {
 		const char *ext, *type;
-	} types[] = {{".csv", "text/csv; charset=utf-8"},  {".ics", "text/calendar; charset=utf-8"},
-	             {".json", "application/json"},        {".xml", "application/xml"},
+	} types[] = {{".csv", "text/csv; charset=utf-8"},
+	             {".ics", "text/calendar; charset=utf-8"},
+	             {".json", "application/json"},
+	             {".xml", "application/xml"},
 	             {".tsv", "text/tab-separated-values"}};
 	const char *dot = strrchr(name, '.');
 	for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
@@ -158,8 +160,7 @@ void files_handle(struct src_req *r)
 	const char *token = jstr(f, "token"), *auth = r->rq->auth;
 	if (token && !(auth && strchr(auth, ' ') && strcmp(strchr(auth, ' ') + 1, token) == 0)) {
 		src_header(r, "WWW-Authenticate: Token\r\n");
-		src_text(r, 401, "application/json",
-		         strdup("{\"detail\": \"Invalid token.\"}"));
+		src_text(r, 401, "application/json", strdup("{\"detail\": \"Invalid token.\"}"));
 		return;
 	}
 	char date[64];
@@ -168,8 +169,8 @@ void files_handle(struct src_req *r)
 	src_header(r, "ETag: %s\r\nLast-Modified: %s\r\nCache-Control: max-age=0\r\n",
 	           jstr(f, "etag"), date);
 	const char *inm = r->rq->if_none_match, *ims = r->rq->if_modified_since;
-	int fresh = inm ? strstr(inm, jstr(f, "etag")) != NULL
-	                : (ims && parse_http_date(ims) >= modified);
+	int fresh =
+	    inm ? strstr(inm, jstr(f, "etag")) != NULL : (ims && parse_http_date(ims) >= modified);
 	if (fresh) {
 		src_text(r, 304, NULL, strdup(""));
 		return;
@@ -193,11 +194,11 @@ void files_ctl(struct http_req *rq, struct http_resp *rs)
 		const char *name;
 		json_t *f;
 		json_object_foreach(files, name, f) {
-			json_object_set_new(out, name,
-			                    json_pack("{s:s, s:s, s:I}", "etag", jstr(f, "etag"),
-			                              "content_type", jstr(f, "content_type"), "bytes",
-			                              (json_int_t)json_string_length(
-			                                  json_object_get(f, "text"))));
+			json_object_set_new(
+			    out, name,
+			    json_pack("{s:s, s:s, s:I}", "etag", jstr(f, "etag"), "content_type",
+			              jstr(f, "content_type"), "bytes",
+			              (json_int_t)json_string_length(json_object_get(f, "text"))));
 		}
 		rs->status = 200;
 		rs->body = json_pack("{s:o, s:i}", "files", out, "changes", changes);
@@ -206,9 +207,10 @@ void files_ctl(struct http_req *rq, struct http_resp *rs)
 	const char *name = json_is_object(b) ? jstr(b, "name") : NULL;
 	if (!name || !valid_name(name)) {
 		rs->status = 400;
-		rs->body = json_pack("{s:s}", "error",
-		                     "needs {\"name\": NAME} (printable, no spaces, no ..), and \"text\" "
-		                     "or \"path\" to put a file");
+		rs->body =
+		    json_pack("{s:s}", "error",
+		              "needs {\"name\": NAME} (printable, no spaces, no ..), and \"text\" "
+		              "or \"path\" to put a file");
 		return;
 	}
 	if (strcmp(rq->method, "DELETE") == 0) {
@@ -229,9 +231,10 @@ void files_ctl(struct http_req *rq, struct http_resp *rs)
 		free(data);
 	} else {
 		rs->status = 400;
-		rs->body = json_pack("{s:s}", "error",
-		                     path ? "cannot read that path (a regular file of at most 64 MiB)"
-		                          : "needs \"text\" or \"path\"");
+		rs->body =
+		    json_pack("{s:s}", "error",
+		              path ? "cannot read that path (a regular file of at most 64 MiB)"
+		                   : "needs \"text\" or \"path\"");
 		return;
 	}
 	rs->status = 200;

@@ -45,7 +45,8 @@ int canvas_mocks_load(const char *dir, char *err, size_t errsize)
 		json_object_foreach(file, name, m) {
 			const char *method = json_string_value(json_object_get(m, "method"));
 			const char *ep = json_string_value(json_object_get(m, "endpoint"));
-			if (ep && method && (strcmp(method, "GET") == 0 || strcmp(method, "ANY") == 0))
+			if (ep && method &&
+			    (strcmp(method, "GET") == 0 || strcmp(method, "ANY") == 0))
 				json_object_set(mocks, ep, m);
 		}
 		json_decref(file);
@@ -85,9 +86,10 @@ void canvas_mocks_handle(struct src_req *r, const char *endpoint)
 	if (!m && mocks)
 		m = json_object_get(mocks, endpoint);
 	if (!m) {
-		src_json(r, 404, json_pack("{s:[{s:s}]}", "errors", "message",
-		                           mocks ? "no mock for this endpoint"
-		                                 : "no mocks loaded (--canvas-mocks DIR)"),
+		src_json(r, 404,
+		         json_pack("{s:[{s:s}]}", "errors", "message",
+		                   mocks ? "no mock for this endpoint"
+		                         : "no mocks loaded (--canvas-mocks DIR)"),
 		         0);
 		return;
 	}

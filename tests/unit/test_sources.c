@@ -840,10 +840,10 @@ static void sheet_statuses(int port, char *buf, size_t size)
 	json_t *e;
 	assert_int_equal(th_sim_call(port, "GET", "/_sim/sources/requests", NULL, &log), 200);
 	buf[0] = '\0';
-	json_array_foreach(json_is_array(log) ? log : json_object_get(log, "requests"), i, e)
-	{
+	json_array_foreach(json_is_array(log) ? log : json_object_get(log, "requests"), i, e) {
 		if (strcmp(json_string_value(json_object_get(e, "source")), "files") == 0)
-			n += (size_t)snprintf(buf + n, size - n, "%s%" JSON_INTEGER_FORMAT, n ? " " : "",
+			n += (size_t)snprintf(buf + n, size - n, "%s%" JSON_INTEGER_FORMAT,
+			                      n ? " " : "",
 			                      json_integer_value(json_object_get(e, "status")));
 	}
 	json_decref(log);
@@ -979,8 +979,8 @@ static void test_sync_ical_feed(void **state)
 		strftime(from, sizeof(from), "%Y-%m-%d", gmtime_r(&t0, &tm));
 		strftime(to, sizeof(to), "%Y-%m-%d", gmtime_r(&t1, &tm));
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/files/coaching.ics", port);
-		const char *argv[] = {"cohortbridge", "ical", "expand", url, "--from", from,
-		                      "--to",         to,     NULL};
+		const char *argv[] = {"cohortbridge", "ical", "expand", url, "--from",
+		                      from,           "--to", to,       NULL};
 		assert_int_equal(th_run(argv, NULL, d, sizeof(d)), 0);
 		char *lines = th_read(d, "stdout");
 		int n = 0;
@@ -1060,8 +1060,8 @@ static void test_sync_calendars(void **state)
 	snprintf(next, sizeof(next), "http://127.0.0.1:%d/files/api/events/democon/talks/p2", port);
 	json_t *p1 = json_pack("{s:i, s:s, s:n, s:[O]}", "count", 2, "next", next, "previous",
 	                       "results", sub);
-	json_t *p2 = json_pack("{s:i, s:n, s:n, s:[O]}", "count", 2, "next", "previous", "results",
-	                       sub2);
+	json_t *p2 =
+	    json_pack("{s:i, s:n, s:n, s:[O]}", "count", 2, "next", "previous", "results", sub2);
 	const char *names[] = {"api/events/democon/talks/", "api/events/democon/talks/p2"};
 	json_t *pages[] = {p1, p2};
 	for (int i = 0; i < 2; i++) {
@@ -1099,26 +1099,27 @@ static void test_sync_calendars(void **state)
 	         "DTSTART:20261110T100000Z\r\nDTEND:20261110T110000Z\r\nSUMMARY:Workshop\r\n"
 	         "LOCATION:Room B\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n");
 
-	snprintf(cfgtext, sizeof(cfgtext),
-	         "{\"sources\": ["
-	         "{\"name\": \"feiertage\", \"type\": \"holidays\", \"url\": "
-	         "\"http://127.0.0.1:%d/files/feiertage.ics\", \"country\": \"DE\", \"years\": "
-	         "[2026, 2027]},"
-	         "{\"name\": \"ics\", \"type\": \"pretalx\", \"url\": "
-	         "\"http://127.0.0.1:%d/files/talks.ics\"},"
-	         "{\"name\": \"camp\", \"type\": \"pretalx\", \"url\": "
-	         "\"http://127.0.0.1:%d/files/camp2019.json\"},"
-	         "{\"name\": \"talks\", \"type\": \"pretalx\", \"url\": \"http://127.0.0.1:%d/files\", "
-	         "\"event\": \"democon\", \"token_env\": \"TALK_TOKEN\"},"
-	         "{\"name\": \"nager\", \"type\": \"holidays\", \"url\": "
-	         "\"http://127.0.0.1:%d/files/{year}-{country}.json\", \"country\": \"DE\", "
-	         "\"region\": \"DE-BY\", \"years\": [2024, 2024], \"summaries\": "
-	         "\"http://127.0.0.1:%d/files/wiki/{title}.json\"},"
-	         "{\"name\": \"table\", \"type\": \"holidays\", \"path\": "
-	         "\"%s/tests/fixtures/holidays/python-holidays-snapshot__DE_BY.json\", \"years\": "
-	         "[2026, 2026], \"deny\": [\"* Break\"], \"notes\": {\"Epiphany\": \"Schools are "
-	         "closed.\"}}]}",
-	         port, port, port, port, port, port, getcwd(text, sizeof(text)));
+	snprintf(
+	    cfgtext, sizeof(cfgtext),
+	    "{\"sources\": ["
+	    "{\"name\": \"feiertage\", \"type\": \"holidays\", \"url\": "
+	    "\"http://127.0.0.1:%d/files/feiertage.ics\", \"country\": \"DE\", \"years\": "
+	    "[2026, 2027]},"
+	    "{\"name\": \"ics\", \"type\": \"pretalx\", \"url\": "
+	    "\"http://127.0.0.1:%d/files/talks.ics\"},"
+	    "{\"name\": \"camp\", \"type\": \"pretalx\", \"url\": "
+	    "\"http://127.0.0.1:%d/files/camp2019.json\"},"
+	    "{\"name\": \"talks\", \"type\": \"pretalx\", \"url\": \"http://127.0.0.1:%d/files\", "
+	    "\"event\": \"democon\", \"token_env\": \"TALK_TOKEN\"},"
+	    "{\"name\": \"nager\", \"type\": \"holidays\", \"url\": "
+	    "\"http://127.0.0.1:%d/files/{year}-{country}.json\", \"country\": \"DE\", "
+	    "\"region\": \"DE-BY\", \"years\": [2024, 2024], \"summaries\": "
+	    "\"http://127.0.0.1:%d/files/wiki/{title}.json\"},"
+	    "{\"name\": \"table\", \"type\": \"holidays\", \"path\": "
+	    "\"%s/tests/fixtures/holidays/python-holidays-snapshot__DE_BY.json\", \"years\": "
+	    "[2026, 2026], \"deny\": [\"* Break\"], \"notes\": {\"Epiphany\": \"Schools are "
+	    "closed.\"}}]}",
+	    port, port, port, port, port, port, getcwd(text, sizeof(text)));
 	const char *cfg = th_write_file(0, "cohortbridge.json", cfgtext);
 	char *out = NULL;
 	char dir[64], env_db[1100];
@@ -1129,7 +1130,8 @@ static void test_sync_calendars(void **state)
 	out = th_read(dir, "stdout");
 	if (rc != 0)
 		fail_msg("%s\n%s", out, th_read(dir, "stderr"));
-	assert_non_null(strstr(out, "camp: synced; 79 schedule slots (79 new, 0 changed, 0 removed)"));
+	assert_non_null(
+	    strstr(out, "camp: synced; 79 schedule slots (79 new, 0 changed, 0 removed)"));
 	assert_non_null(strstr(out, "talks: synced; 2 schedule slots (2 new"));
 	/* 10 nationwide days and Bavaria's 3 of 2024 */
 	assert_non_null(strstr(out, "nager: synced; 13 holidays (13 new"));
@@ -1150,10 +1152,11 @@ static void test_sync_calendars(void **state)
 	assert_int_equal(count(db, "SELECT count(*) FROM schedule_slots WHERE source = 'talks' AND "
 	                           "id = 'SECOND'"),
 	                 1);
-	assert_int_equal(count(db, "SELECT count(*) FROM holidays WHERE source = 'nager' AND "
-	                           "name = 'Epiphany' AND note LIKE 'Epiphany is a Christian%' AND "
-	                           "note_from LIKE 'https://en.wikipedia.org/wiki/Epiphany_(holiday) "
-	                           "(text: Wikipedia, CC BY-SA 4.0)'"),
+	assert_int_equal(count(db,
+	                       "SELECT count(*) FROM holidays WHERE source = 'nager' AND "
+	                       "name = 'Epiphany' AND note LIKE 'Epiphany is a Christian%' AND "
+	                       "note_from LIKE 'https://en.wikipedia.org/wiki/Epiphany_(holiday) "
+	                       "(text: Wikipedia, CC BY-SA 4.0)'"),
 	                 1);
 	assert_int_equal(count(db, "SELECT count(*) FROM holidays WHERE source = 'table' AND "
 	                           "name = 'Epiphany' AND note = 'Schools are closed.' AND "
@@ -1165,7 +1168,8 @@ static void test_sync_calendars(void **state)
 	assert_int_equal(th_run(argv, env, dir, sizeof(dir)), 0);
 	out = th_read(dir, "stdout");
 	assert_non_null(strstr(out, "camp: unchanged since the last sync"));
-	assert_non_null(strstr(out, "talks: synced; 2 schedule slots (0 new, 0 changed, 0 removed)"));
+	assert_non_null(
+	    strstr(out, "talks: synced; 2 schedule slots (0 new, 0 changed, 0 removed)"));
 	assert_non_null(strstr(out, "nager: synced; 13 holidays (0 new, 0 changed, 0 removed)"));
 	free(out);
 	json_t *log = NULL;
@@ -1207,8 +1211,8 @@ static void on_listed(void *ud, json_t *items, unsigned pages, const struct err 
 	snprintf(l->err, sizeof(l->err), "%s", err ? err->msg : "");
 }
 
-static void list_mock(struct fetcher *f, uv_loop_t *loop, const char *url,
-                      const char *items_key, const char *next_key, struct listed *out)
+static void list_mock(struct fetcher *f, uv_loop_t *loop, const char *url, const char *items_key,
+                      const char *next_key, struct listed *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct fetch_list l = {.url = url, .items_key = items_key, .next_key = next_key};
@@ -1244,8 +1248,11 @@ static void test_canvas_mocks(void **state)
 	uv_loop_t *loop = uv_default_loop();
 	struct err err = {0};
 	struct httpc *h = httpc_new(loop, &err);
-	struct source_cfg cfg = {
-	    .name = "mocks", .type = "canvas", .url = site, .token_env = "T", .extra = json_object()};
+	struct source_cfg cfg = {.name = "mocks",
+	                         .type = "canvas",
+	                         .url = site,
+	                         .token_env = "T",
+	                         .extra = json_object()};
 	json_t *cursor = json_object();
 	struct source_env env = {loop, h, &cfg, "source-token", cursor, NULL, NULL};
 	struct fetcher *f = fetcher_new(&env, FETCH_AUTH_BEARER, NULL);
@@ -1277,8 +1284,8 @@ static void test_canvas_mocks(void **state)
 			fail_msg("%s: %s", lists[i].endpoint, l.err);
 		ids_of(l.items, ids, sizeof(ids));
 		if (strcmp(ids, lists[i].ids) != 0 || l.pages != lists[i].pages)
-			fail_msg("%s: ids [%s] in %u pages, want [%s] in %u", lists[i].endpoint, ids,
-			         l.pages, lists[i].ids, lists[i].pages);
+			fail_msg("%s: ids [%s] in %u pages, want [%s] in %u", lists[i].endpoint,
+			         ids, l.pages, lists[i].ids, lists[i].pages);
 		if (i != sizeof(lists) / sizeof(lists[0]) - 1)
 			json_decref(l.items);
 	}
@@ -1305,7 +1312,7 @@ static void test_canvas_mocks(void **state)
 	json_object_set_new(json_array_get(overrides, 2), "due_at",
 	                    json_string("2024-05-08T23:59:00Z")); /* students 4, 5, 6 */
 	json_object_set_new(json_array_get(overrides, 3), "due_at",
-	                    json_string("2024-05-03T23:59:00Z")); /* student 7 */
+	                    json_string("2024-05-03T23:59:00Z"));                 /* student 7 */
 	json_object_set_new(json_array_get(overrides, 0), "due_at", json_null()); /* student 1 */
 	for (size_t i = 0; i < json_array_size(overrides); i++) /* not for a section */
 		json_object_set_new(json_array_get(overrides, i), "course_section_id",
@@ -1337,7 +1344,7 @@ static void test_fuzz_short(void **state)
 	const char *fdir = getenv("COHORTBRIDGE_FUZZ_DIR");
 	if (!fdir || !*fdir)
 		skip(); /* make test sets it; make fuzz runs them at length */
-	static const char *const targets[] = {"csv",  "roster_json", "moodle_xml",   "jtok",
+	static const char *const targets[] = {"csv",      "roster_json",   "moodle_xml", "jtok",
 	                                      "frab_xml", "schedule_json", "ical"};
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
 		char bin[512], corpus[512], cmd[1400], dir[64];
@@ -1362,11 +1369,9 @@ GROUP(group_sources)
 	    cmocka_unit_test(test_roster_csv),          cmocka_unit_test(test_roster_json),
 	    cmocka_unit_test(test_pretix_orders),       cmocka_unit_test(test_sync_roster_file),
 	    cmocka_unit_test(test_sync_error_scrubbed), cmocka_unit_test(test_sync_fake_sources),
-	    cmocka_unit_test(test_send_messages),
-	    cmocka_unit_test(test_canvas_mocks),
-	    cmocka_unit_test(test_sync_roster_sheet),
-	    cmocka_unit_test(test_sync_ical_feed),
-	    cmocka_unit_test(test_sync_calendars),       cmocka_unit_test(test_fuzz_short),
+	    cmocka_unit_test(test_send_messages),       cmocka_unit_test(test_canvas_mocks),
+	    cmocka_unit_test(test_sync_roster_sheet),   cmocka_unit_test(test_sync_ical_feed),
+	    cmocka_unit_test(test_sync_calendars),      cmocka_unit_test(test_fuzz_short),
 	};
 	return RUN_GROUP(tests);
 }
