@@ -1,30 +1,14 @@
 /* Roster files: a spreadsheet exported as CSV (RFC 4180: a header row, quoted fields with
  * embedded commas, quotes and newlines, CRLF or LF, a UTF-8 BOM; ';' or tab separators as
  * spreadsheets in many locales write them) or a JSON array of objects with the same keys.
- * Every row is a person and one membership of kind "row". The file is read again only when
- * its contents changed (a fingerprint in the cursor). A roster may also be a published sheet
- * at a URL: it is asked for with If-None-Match / If-Modified-Since, so an unchanged one costs
- * a 304. */
-#include <errno.h>
+ * Every row is a person and one membership of kind "row". The readers only: the connector
+ * that fetches them is roster_source.c. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "connector.h"
-#include "fetch.h"
 #include "roster_file.h"
-
-#define MAX_FILE (50u * 1024 * 1024)
-
-struct rf {
-	const struct source_env *env;
-	char *path;        /* a file, or */
-	struct fetcher *f; /* the published sheet at env->cfg->url */
-	connector_done done;
-	void *ud;
-};
 
 /* --- columns ------------------------------------------------------------------------------ */
 
@@ -448,9 +432,9 @@ out:
 	return rc;
 }
 
-/* --- the connector -------------------------------------------------------------------------- */
+/* --- snapshots ------------------------------------------------------------------------------ */
 
-static uint64_t fnv1a(const char *s, size_t n)
+uint64_t roster_fingerprint(const char *s, size_t n)
 {
 	uint64_t h = 1469598103934665603ull;
 	for (size_t i = 0; i < n; i++) {
@@ -484,160 +468,7 @@ json_t *roster_snapshot_as(const char *data, size_t len, const char *file, int f
 		return NULL;
 	}
 	char fp[32];
-	snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)fnv1a(data, len));
+	snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)roster_fingerprint(data, len));
 	json_object_set_new(snap, "cursor", json_pack("{s:s}", "fingerprint", fp));
 	return snap;
 }
-
-static void *rf_init(const struct source_env *env, struct err *err)
-{
-	if (!env->cfg->path == !env->cfg->url) {
-		err_set(err, "a roster_file source needs \"path\" or \"url\"");
-		return NULL;
-	}
-	struct rf *r = calloc(1, sizeof(*r));
-	if (r && env->cfg->url)
-		r->f = fetcher_new(env, env->token ? FETCH_AUTH_BEARER : FETCH_AUTH_NONE, NULL);
-	else if (r)
-		r->path = strdup(env->cfg->path);
-	if (!r || (!r->path && !r->f)) {
-		free(r);
-		err_set(err, "out of memory");
-		return NULL;
-	}
-	r->env = env;
-	return r;
-}
-
-/* The sheet's answer: 304 (unchanged), or a CSV or JSON roster */
-static void on_sheet(void *ud, const struct httpc_response *resp, const struct err *err)
-{
-	struct rf *r = ud;
-	connector_done done = r->done;
-	r->done = NULL;
-	if (err) {
-		done(r->ud, NULL, err);
-		return;
-	}
-	if (resp->status == 304) {
-		done(r->ud, NULL, NULL);
-		return;
-	}
-	struct err e = {0};
-	char ct[128] = "", etag[256] = "", modified[64] = "", label[300];
-	httpc_header(resp, "Content-Type", ct, sizeof(ct));
-	httpc_header(resp, "ETag", etag, sizeof(etag));
-	httpc_header(resp, "Last-Modified", modified, sizeof(modified));
-	const char *url = r->env->cfg->url;
-	/* in messages the address without its query, which may hold a key */
-	snprintf(label, sizeof(label), "%.*s", (int)strcspn(url, "?#"), url);
-	if (strstr(ct, "html")) {
-		err_set(
-		    &e,
-		    "%s: answered with a web page (Content-Type %s), not a roster: is the sheet "
-		    "published as CSV, and the url its export link?",
-		    label, ct);
-		done(r->ud, NULL, &e);
-		return;
-	}
-	int format = strstr(ct, "json") ? 2 : (strstr(ct, "csv") || strstr(ct, "tab-sep")) ? 1 : 0;
-	if (!format) {
-		const char *dot = strrchr(label, '.'), *slash = strrchr(label, '/');
-		format = dot && dot > slash ? (strcmp(dot, ".json") == 0 ? 2 : 1) : 0;
-	}
-	const char *data = resp->body ? resp->body : "";
-	char fp[32];
-	snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)fnv1a(data, resp->body_len));
-	const char *was = json_string_value(json_object_get(r->env->cursor, "fingerprint"));
-	if (was && strcmp(was, fp) == 0) {
-		done(r->ud, NULL, NULL);
-		return;
-	}
-	json_t *snap = roster_snapshot_as(data, resp->body_len, label, format, &e);
-	if (snap) {
-		json_t *cursor = json_object_get(snap, "cursor");
-		if (etag[0])
-			json_object_set_new(cursor, "etag", json_string(etag));
-		if (modified[0])
-			json_object_set_new(cursor, "last_modified", json_string(modified));
-	}
-	done(r->ud, snap, snap ? NULL : &e);
-}
-
-static void rf_sync(void *c, connector_done done, void *ud)
-{
-	struct rf *r = c;
-	if (r->f) {
-		const json_t *cur = r->env->cursor;
-		struct fetch_req rq = {
-		    .url = r->env->cfg->url,
-		    .etag = json_string_value(json_object_get(cur, "etag")),
-		    .modified = json_string_value(json_object_get(cur, "last_modified"))};
-		r->done = done;
-		r->ud = ud;
-		if (fetch(r->f, &rq, on_sheet, r) != 0) {
-			struct err e;
-			r->done = NULL;
-			err_set(&e, "%s: cannot start a request", r->env->cfg->name);
-			done(ud, NULL, &e);
-		}
-		return;
-	}
-	struct err err = {0};
-	json_t *snap = NULL;
-	char *data = NULL;
-	FILE *f = fopen(r->path, "rb");
-	struct stat st;
-	if (!f) {
-		err_set(&err, "%s: %s", r->path, strerror(errno));
-	} else if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-		err_set(&err, "%s: not a regular file", r->path);
-	} else if ((size_t)st.st_size > MAX_FILE) {
-		err_set(&err, "%s: %lld bytes; a roster file may have at most %u MB", r->path,
-		        (long long)st.st_size, MAX_FILE / (1024 * 1024));
-	} else if (!(data = malloc((size_t)st.st_size + 1))) {
-		err_set(&err, "out of memory");
-	} else if (fread(data, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-		err_set(&err, "%s: could not read the whole file", r->path);
-	} else {
-		size_t len = (size_t)st.st_size;
-		data[len] = '\0';
-		char fp[32];
-		snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)fnv1a(data, len));
-		const char *was = json_string_value(json_object_get(r->env->cursor, "fingerprint"));
-		if (!was || strcmp(was, fp) != 0)
-			snap = roster_snapshot(data, len, r->path, &err);
-	}
-	if (f)
-		fclose(f);
-	free(data);
-	done(ud, snap, err.msg[0] ? &err : NULL);
-}
-
-static void rf_describe(void *c, char *buf, size_t size)
-{
-	const struct rf *r = c;
-	if (r->path)
-		snprintf(buf, size, "roster file %s", r->path);
-	else
-		snprintf(buf, size, "roster sheet %.*s", (int)strcspn(r->env->cfg->url, "?#"),
-		         r->env->cfg->url);
-}
-
-static void rf_free(void *c)
-{
-	struct rf *r = c;
-	if (r) {
-		free(r->path);
-		fetcher_free(r->f);
-	}
-	free(r);
-}
-
-const struct connector_ops roster_file_connector = {
-    .type = "roster_file",
-    .init = rf_init,
-    .sync = rf_sync,
-    .describe = rf_describe,
-    .free = rf_free,
-};

@@ -2,6 +2,7 @@
 #define CB_ROSTER_FILE_H
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -14,6 +15,9 @@ json_t *roster_snapshot(const char *data, size_t len, const char *file, struct e
  * or {). */
 json_t *roster_snapshot_as(const char *data, size_t len, const char *file, int format,
                            struct err *err);
+
+/* FNV-1a of the bytes: a file or sheet unchanged since the last sync is not read again. */
+uint64_t roster_fingerprint(const char *s, size_t n);
 
 /* The two readers, appending to snap's "people" and "memberships" arrays. 0 or -1. */
 int roster_parse_csv(const char *data, size_t len, const char *file, json_t *snap, struct err *err);
