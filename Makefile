@@ -10,10 +10,10 @@
 #   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
 
 CC       ?= cc
-PKGS     := libuv libwebsockets libcurl jansson libpq zlib libical
-# libxml2 is loaded when the first XML document arrives (connectors/xmllib.c): its headers
-# only, no link
-PKGS_DL  := libxml-2.0
+PKGS     := libuv libwebsockets libcurl jansson libpq zlib
+# libxml2 and libical are loaded when the first XML document or calendar arrives
+# (connectors/xmllib.c, connectors/icallib.c): their headers only, no link
+PKGS_DL  := libxml-2.0 libical
 SANITIZE ?=
 
 ifeq ($(strip $(SANITIZE)),)
@@ -93,7 +93,7 @@ $(FUZZ_DIR)/fuzz_moodle_xml: connectors/moodle_xml.c connectors/xmllib.c
 $(FUZZ_DIR)/fuzz_jtok: bridge/jtok.c
 $(FUZZ_DIR)/fuzz_frab_xml $(FUZZ_DIR)/fuzz_schedule_json: connectors/schedule.c connectors/xmllib.c \
   bridge/jpos.c
-$(FUZZ_DIR)/fuzz_ical: connectors/ical.c
+$(FUZZ_DIR)/fuzz_ical: connectors/ical.c connectors/icallib.c
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c bridge/err.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(PKG_LIBS)

@@ -18,6 +18,8 @@
 
 #include <libical/ical.h>
 
+#include "icallib.h"
+
 #include "ical.h"
 
 #define DAY 86400
@@ -745,6 +747,8 @@ static int list_add(int64_t t, void *ud)
 
 json_t *ical_recur_list(const char *rrule, const char *dtstart, size_t max, struct err *err)
 {
+	if (icallib_load(err) != 0)
+		return NULL;
 	struct icaltimetype t = icaltime_from_string(dtstart);
 	if (icaltime_is_null_time(t) || !icaltime_is_valid_time(t)) {
 		err_set(err, "DTSTART \"%s\" is not a date or date-time", dtstart);
@@ -1728,6 +1732,8 @@ static int read_components(struct feed *f, struct err *err)
 
 json_t *ical_expand(const char *data, size_t len, const struct ical_opts *o, struct err *err)
 {
+	if (icallib_load(err) != 0)
+		return NULL;
 	struct ical_opts opts = *o;
 	if (!opts.feed)
 		opts.feed = "feed";
@@ -1862,6 +1868,8 @@ static bool digits(const char *p, int n, int *v)
 
 int ical_parse_time(const char *text, const char *tz, time_t *out, struct err *err)
 {
+	if (icallib_load(err) != 0)
+		return -1;
 	int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
 	bool z = false;
 	size_t len = strlen(text);
