@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,4 +243,18 @@ struct jpos jdoc_pos(const struct jdoc *doc, const json_t *parent, const char *k
 			return want_key ? e->key_pos : e->val_pos;
 	}
 	return (struct jpos){0, 0};
+}
+
+int jdoc_fail(const struct jdoc *doc, struct err *err, const json_t *parent, const char *key,
+              size_t index, const char *fmt, ...)
+{
+	char m[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof(m), fmt, ap);
+	va_end(ap);
+	struct jpos pos = jdoc_pos(doc, parent, key, index, 0);
+	if (pos.line)
+		return err_set(err, "%s:%u:%u: %s", jdoc_name(doc), pos.line, pos.col, m);
+	return err_set(err, "%s: %s", jdoc_name(doc), m);
 }

@@ -31,6 +31,11 @@ void jdoc_free(struct jdoc *doc);
 json_t *jdoc_root(const struct jdoc *doc);
 const char *jdoc_name(const struct jdoc *doc);
 
+/* err set to "name:line:column: message" for the value parent[key] (parent[index] when key is
+ * NULL), or "name: message" when it has no position. Returns -1. */
+int jdoc_fail(const struct jdoc *doc, struct err *err, const json_t *parent, const char *key,
+              size_t index, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
 /* Position of the value held by parent under key (objects) or at index (arrays); for the
  * root pass parent NULL. With want_key, the position of the key itself. Unknown → {0,0}. */
 struct jpos jdoc_pos(const struct jdoc *doc, const json_t *parent, const char *key, size_t index,

@@ -551,3 +551,18 @@ int fetch_list(struct fetcher *f, const struct fetch_list *l, fetch_list_cb cb, 
 	}
 	return 0;
 }
+
+void fetch_if_changed(struct fetch_req *rq, const json_t *cursor)
+{
+	rq->etag = json_string_value(json_object_get(cursor, "etag"));
+	rq->modified = json_string_value(json_object_get(cursor, "last_modified"));
+}
+
+void fetch_keep_validators(const struct httpc_response *resp, json_t *cursor)
+{
+	char v[256];
+	if (httpc_header(resp, "ETag", v, sizeof(v)))
+		json_object_set_new(cursor, "etag", json_string(v));
+	if (httpc_header(resp, "Last-Modified", v, sizeof(v)))
+		json_object_set_new(cursor, "last_modified", json_string(v));
+}

@@ -70,6 +70,12 @@ struct fetch_list {
 typedef void (*fetch_list_cb)(void *ud, json_t *items, unsigned pages, const struct err *err);
 int fetch_list(struct fetcher *f, const struct fetch_list *l, fetch_list_cb cb, void *ud);
 
+/* Documents asked for again only when changed: rq's If-None-Match / If-Modified-Since from a
+ * cursor's "etag" and "last_modified" (borrowed from cursor), and the answer's validators into
+ * cursor for the next time. */
+void fetch_if_changed(struct fetch_req *rq, const json_t *cursor);
+void fetch_keep_validators(const struct httpc_response *resp, json_t *cursor);
+
 /* s percent-encoded for a form or a query, cut short (never mid-escape) to fit cap. */
 void fetch_escape(char *out, size_t cap, const char *s);
 

@@ -18,21 +18,9 @@ struct hwalk {
 	struct err *err;
 };
 
-static int hfail(struct hwalk *w, const json_t *parent, const char *key, size_t index,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int hfail(struct hwalk *w, const json_t *parent, const char *key, size_t index,
-                 const char *fmt, ...)
-{
-	char m[400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(m, sizeof(m), fmt, ap);
-	va_end(ap);
-	struct jpos pos = jdoc_pos(w->doc, parent, key, index, 0);
-	if (pos.line)
-		return err_set(w->err, "%s:%u:%u: %s", w->name, pos.line, pos.col, m);
-	return err_set(w->err, "%s: %s", w->name, m);
-}
+/* a problem at parent[key] (or parent[index]), with its position */
+#define hfail(w, parent, key, index, ...)                                                          \
+	jdoc_fail((w)->doc, (w)->err, parent, key, index, __VA_ARGS__)
 
 /* "YYYY-MM-DD" with a real day of a real month. */
 static bool is_date(const char *s)

@@ -98,10 +98,8 @@ static void on_feed(void *ud, const struct httpc_response *resp, const struct er
 	}
 	const char *name = c->env->cfg->name;
 	struct err e = {0};
-	char ct[128] = "", etag[256] = "", modified[64] = "";
+	char ct[128] = "";
 	httpc_header(resp, "Content-Type", ct, sizeof(ct));
-	httpc_header(resp, "ETag", etag, sizeof(etag));
-	httpc_header(resp, "Last-Modified", modified, sizeof(modified));
 	if (strstr(ct, "html")) {
 		err_set(
 		    &e,
@@ -136,10 +134,7 @@ static void on_feed(void *ud, const struct httpc_response *resp, const struct er
 	iso(c->from, from, sizeof(from));
 	iso(c->to, to, sizeof(to));
 	json_t *cursor = json_pack("{s:s}", "window_to", to);
-	if (etag[0])
-		json_object_set_new(cursor, "etag", json_string(etag));
-	if (modified[0])
-		json_object_set_new(cursor, "last_modified", json_string(modified));
+	fetch_keep_validators(resp, cursor);
 	json_t *snap =
 	    json_pack("{s:o, s:{s:s, s:s}, s:o, s:i}", "instances", instances, "window", "from",
 	              from, "to", to, "cursor", cursor, "warnings", (int)c->warnings);
@@ -158,11 +153,9 @@ static void icf_sync(void *p, connector_done done, void *ud)
 	char to[32];
 	iso(c->to, to, sizeof(to));
 	const char *was_to = json_string_value(json_object_get(cur, "window_to"));
-	int fresh = was_to && strcmp(was_to, to) >= 0;
-	struct fetch_req rq = {
-	    .url = cfg->url,
-	    .etag = fresh ? json_string_value(json_object_get(cur, "etag")) : NULL,
-	    .modified = fresh ? json_string_value(json_object_get(cur, "last_modified")) : NULL};
+	struct fetch_req rq = {.url = cfg->url};
+	if (was_to && strcmp(was_to, to) >= 0)
+		fetch_if_changed(&rq, cur);
 	c->done = done;
 	c->ud = ud;
 	if (fetch(c->f, &rq, on_feed, c) != 0) {

@@ -142,30 +142,6 @@ static void on_text(void *ud, const xmlChar *s, int len)
 	}
 }
 
-/* The attribute's value (SAX2 gives start and end), or NULL when absent. Without entity
- * substitution libxml2 hands every '&' of a value over as "&#38;" (for its tree builder to
- * decode); nothing else in a value starts with '&', so that is undone here. */
-static char *attr(const xmlChar **attrs, int n, const char *name)
-{
-	for (int i = 0; i < n; i++) {
-		const xmlChar **a = attrs + 5 * i;
-		if (a[1] || strcmp((const char *)a[0], name) != 0)
-			continue;
-		size_t len = (size_t)(a[4] - a[3]), o = 0;
-		char *v = malloc(len + 1);
-		if (!v)
-			return NULL;
-		for (size_t j = 0; j < len; j++) {
-			v[o++] = (char)a[3][j];
-			if (a[3][j] == '&' && j + 5 <= len && memcmp(a[3] + j, "&#38;", 5) == 0)
-				j += 4;
-		}
-		v[o] = '\0';
-		return v;
-	}
-	return NULL;
-}
-
 static enum kind value_kind(const char *name)
 {
 	if (strcmp(name, "MULTIPLE") == 0)
@@ -200,7 +176,7 @@ static void on_start(void *ud, const xmlChar *local, const xmlChar *prefix, cons
 		} else if (strcmp(name, "EXCEPTION") == 0) {
 			f.kind = K_EXCEPTION;
 			p->exception = true;
-			p->exc[F_CLASS] = attr(attrs, nattrs, "class");
+			p->exc[F_CLASS] = xmllib_attr(attrs, nattrs, "class");
 		} else {
 			FAIL(p, "the root element is <%s>, not RESPONSE or EXCEPTION", name);
 			return;
@@ -222,7 +198,7 @@ static void on_start(void *ud, const xmlChar *local, const xmlChar *prefix, cons
 			return;
 		}
 		f.kind = K_KEY;
-		f.key = attr(attrs, nattrs, "name");
+		f.key = xmllib_attr(attrs, nattrs, "name");
 		if (!f.key) {
 			FAIL(p, "a KEY without a name");
 			return;
@@ -257,7 +233,7 @@ static void on_start(void *ud, const xmlChar *local, const xmlChar *prefix, cons
 			return;
 		}
 	} else if (f.kind == K_VALUE) {
-		char *null = attr(attrs, nattrs, "null");
+		char *null = xmllib_attr(attrs, nattrs, "null");
 		f.null = null && strcmp(null, "null") == 0;
 		free(null);
 		p->len = 0;

@@ -106,10 +106,8 @@ static void on_export(void *ud, const struct httpc_response *resp, const struct 
 		return;
 	}
 	struct err e = {0};
-	char ct[128] = "", etag[256] = "", modified[64] = "";
+	char ct[128] = "";
 	httpc_header(resp, "Content-Type", ct, sizeof(ct));
-	httpc_header(resp, "ETag", etag, sizeof(etag));
-	httpc_header(resp, "Last-Modified", modified, sizeof(modified));
 	const char *data = resp->body ? resp->body : "";
 	if (strstr(ct, "html")) {
 		err_set(&e, "%s: answered with a web page (Content-Type %s), not a schedule",
@@ -124,10 +122,7 @@ static void on_export(void *ud, const struct httpc_response *resp, const struct 
 	                    ? ical_slots(p, data, resp->body_len, &e)
 	                    : schedule_parse(data, resp->body_len, p->env->cfg->name, &e);
 	json_t *cursor = json_object();
-	if (etag[0])
-		json_object_set_new(cursor, "etag", json_string(etag));
-	if (modified[0])
-		json_object_set_new(cursor, "last_modified", json_string(modified));
+	fetch_keep_validators(resp, cursor);
 	if (!slots && strncmp(e.msg, p->env->cfg->name, strlen(p->env->cfg->name)) != 0) {
 		struct err named;
 		err_set(&named, "%s: %s", p->env->cfg->name, e.msg);
@@ -187,11 +182,8 @@ static void ptx_sync(void *c, connector_done done, void *ud)
 		    .url = url, .items_key = "results", .next_key = "next", .what = "talks"};
 		rc = fetch_list(p->f, &l, on_talks, p);
 	} else {
-		const json_t *cur = p->env->cursor;
-		struct fetch_req rq = {
-		    .url = cfg->url,
-		    .etag = json_string_value(json_object_get(cur, "etag")),
-		    .modified = json_string_value(json_object_get(cur, "last_modified"))};
+		struct fetch_req rq = {.url = cfg->url};
+		fetch_if_changed(&rq, p->env->cursor);
 		rc = fetch(p->f, &rq, on_export, p);
 	}
 	if (rc != 0) {

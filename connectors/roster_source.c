@@ -57,10 +57,8 @@ static void on_sheet(void *ud, const struct httpc_response *resp, const struct e
 		return;
 	}
 	struct err e = {0};
-	char ct[128] = "", etag[256] = "", modified[64] = "", label[300];
+	char ct[128] = "", label[300];
 	httpc_header(resp, "Content-Type", ct, sizeof(ct));
-	httpc_header(resp, "ETag", etag, sizeof(etag));
-	httpc_header(resp, "Last-Modified", modified, sizeof(modified));
 	const char *url = r->env->cfg->url;
 	/* in messages the address without its query, which may hold a key */
 	snprintf(label, sizeof(label), "%.*s", (int)strcspn(url, "?#"), url);
@@ -88,13 +86,8 @@ static void on_sheet(void *ud, const struct httpc_response *resp, const struct e
 		return;
 	}
 	json_t *snap = roster_snapshot_as(data, resp->body_len, label, format, &e);
-	if (snap) {
-		json_t *cursor = json_object_get(snap, "cursor");
-		if (etag[0])
-			json_object_set_new(cursor, "etag", json_string(etag));
-		if (modified[0])
-			json_object_set_new(cursor, "last_modified", json_string(modified));
-	}
+	if (snap)
+		fetch_keep_validators(resp, json_object_get(snap, "cursor"));
 	done(r->ud, snap, snap ? NULL : &e);
 }
 
@@ -102,11 +95,8 @@ static void rf_sync(void *c, connector_done done, void *ud)
 {
 	struct rf *r = c;
 	if (r->f) {
-		const json_t *cur = r->env->cursor;
-		struct fetch_req rq = {
-		    .url = r->env->cfg->url,
-		    .etag = json_string_value(json_object_get(cur, "etag")),
-		    .modified = json_string_value(json_object_get(cur, "last_modified"))};
+		struct fetch_req rq = {.url = r->env->cfg->url};
+		fetch_if_changed(&rq, r->env->cursor);
 		r->done = done;
 		r->ud = ud;
 		if (fetch(r->f, &rq, on_sheet, r) != 0) {

@@ -219,21 +219,9 @@ static void jat(struct jwalk *w, const json_t *in, const char *key, size_t index
 	w->index = index;
 }
 
-static int jfail(struct jwalk *w, const json_t *parent, const char *key, size_t index,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int jfail(struct jwalk *w, const json_t *parent, const char *key, size_t index,
-                 const char *fmt, ...)
-{
-	char m[400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(m, sizeof(m), fmt, ap);
-	va_end(ap);
-	struct jpos pos = jdoc_pos(w->doc, parent, key, index, 0);
-	if (pos.line)
-		return err_set(w->err, "%s:%u:%u: %s", w->name, pos.line, pos.col, m);
-	return err_set(w->err, "%s: %s", w->name, m);
-}
+/* a problem at parent[key] (or parent[index]), with its position */
+#define jfail(w, parent, key, index, ...)                                                          \
+	jdoc_fail((w)->doc, (w)->err, parent, key, index, __VA_ARGS__)
 
 /* An optional string member: its text, "" when absent or null; -1 when another type. */
 static int opt_str(struct jwalk *w, const json_t *obj, const char *key, const char *path,
@@ -732,29 +720,6 @@ static void x_doctype(void *ud, const xmlChar *name, const xmlChar *ext, const x
 	                 "entities)");
 }
 
-/* The attribute's value (SAX2 gives start and end), or NULL when absent. Without entity
- * substitution libxml2 hands every '&' of a value over as "&#38;"; that is undone here. */
-static char *x_attr(const xmlChar **attrs, int n, const char *name)
-{
-	for (int i = 0; i < n; i++) {
-		const xmlChar **a = attrs + 5 * i;
-		if (a[1] || strcmp((const char *)a[0], name) != 0)
-			continue;
-		size_t len = (size_t)(a[4] - a[3]), o = 0;
-		char *v = malloc(len + 1);
-		if (!v)
-			return NULL;
-		for (size_t j = 0; j < len; j++) {
-			v[o++] = (char)a[3][j];
-			if (a[3][j] == '&' && j + 5 <= len && memcmp(a[3] + j, "&#38;", 5) == 0)
-				j += 4;
-		}
-		v[o] = '\0';
-		return v;
-	}
-	return NULL;
-}
-
 static void x_event_reset(struct xparse *p)
 {
 	for (int i = 0; i < F_COUNT; i++) {
@@ -798,13 +763,13 @@ static void x_start(void *ud, const xmlChar *local, const xmlChar *prefix, const
 	if (!p->event_depth) {
 		if (strcmp(name, "room") == 0) {
 			free(p->room);
-			p->room = x_attr(attrs, nattrs, "name");
+			p->room = xmllib_attr(attrs, nattrs, "name");
 		} else if (strcmp(name, "event") == 0) {
 			x_event_reset(p);
 			p->event_depth = p->depth;
 			p->event_line = lx->SAX2GetLineNumber(p->ctxt);
-			p->guid = x_attr(attrs, nattrs, "guid");
-			p->id = x_attr(attrs, nattrs, "id");
+			p->guid = xmllib_attr(attrs, nattrs, "guid");
+			p->id = xmllib_attr(attrs, nattrs, "id");
 			p->speakers = json_array();
 			if (!p->speakers)
 				XFAIL(p, "out of memory");
@@ -826,9 +791,9 @@ static void x_start(void *ud, const xmlChar *local, const xmlChar *prefix, const
 			}
 	} else if (p->depth == p->event_depth + 2 && strcmp(name, "person") == 0) {
 		free(p->person_id);
-		p->person_id = x_attr(attrs, nattrs, "guid");
+		p->person_id = xmllib_attr(attrs, nattrs, "guid");
 		if (!p->person_id)
-			p->person_id = x_attr(attrs, nattrs, "id");
+			p->person_id = xmllib_attr(attrs, nattrs, "id");
 		p->capture = F_PERSON;
 		p->len = 0;
 	}

@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/xmlerror.h>
@@ -146,4 +147,25 @@ int xmllib_crowded_tag(const char *s, size_t len, int max)
 		}
 	}
 	return 0;
+}
+
+char *xmllib_attr(const xmlChar **attrs, int n, const char *name)
+{
+	for (int i = 0; i < n; i++) {
+		const xmlChar **a = attrs + 5 * i;
+		if (a[1] || strcmp((const char *)a[0], name) != 0)
+			continue;
+		size_t len = (size_t)(a[4] - a[3]), o = 0;
+		char *v = malloc(len + 1);
+		if (!v)
+			return NULL;
+		for (size_t j = 0; j < len; j++) {
+			v[o++] = (char)a[3][j];
+			if (a[3][j] == '&' && j + 5 <= len && memcmp(a[3] + j, "&#38;", 5) == 0)
+				j += 4;
+		}
+		v[o] = '\0';
+		return v;
+	}
+	return NULL;
 }

@@ -38,4 +38,9 @@ int xmllib_sax_parse(const xmlSAXHandler *sax, void *priv, const char *buf, size
  * skipped. */
 int xmllib_crowded_tag(const char *s, size_t len, int max);
 
+/* The value of attribute name among a SAX2 start tag's n attributes (5 pointers each), as a
+ * new string, with the "&#38;" libxml2 leaves for a literal '&' undone; NULL when absent or
+ * out of memory. */
+char *xmllib_attr(const xmlChar **attrs, int n, const char *name);
+
 #endif
