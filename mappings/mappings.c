@@ -338,11 +338,23 @@ static int zone_known(const char *name)
 	return icaltimezone_get_builtin_timezone(name) != NULL;
 }
 
+/* A number of exactly n digits at s, or -1. */
+static long digits(const char *s, int n)
+{
+	long v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* The schema has checked the shape YYYY-MM-DD; this checks the calendar. */
 static int date_valid(const char *s)
 {
-	int y, m, d;
-	char tail;
-	if (sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 || d < 1)
+	long y = digits(s, 4), m = digits(s + 5, 2), d = digits(s + 8, 2);
+	if (y < 0 || m < 1 || m > 12 || d < 1 || s[4] != '-' || s[7] != '-' || s[10])
 		return 0;
 	static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -1142,15 +1154,19 @@ static int cmp_str(const void *a, const void *b)
 static void syntax_diag(struct diags *d, const char *path, const char *msg)
 {
 	size_t pl = strlen(path);
-	unsigned line, col;
-	int used = 0;
-	if (strncmp(msg, path, pl) == 0 && msg[pl] == ':' &&
-	    sscanf(msg + pl, ":%u:%u: %n", &line, &col, &used) == 2 && used > 0) {
-		diags_add(d, path, (struct jpos){line, col}, "%s", msg + pl + used);
+	if (strncmp(msg, path, pl) == 0 && msg[pl] == ':') {
+		char *end;
+		unsigned long line = strtoul(msg + pl + 1, &end, 10);
+		unsigned long col = *end == ':' ? strtoul(end + 1, &end, 10) : 0;
+		if (line && col && strncmp(end, ": ", 2) == 0) {
+			diags_add(d, path, (struct jpos){(unsigned)line, (unsigned)col}, "%s",
+			          end + 2);
+			return;
+		}
+		diags_add(d, path, (struct jpos){0, 0}, "%s", msg + pl + 1 + (msg[pl + 1] == ' '));
 		return;
 	}
-	diags_add(d, path, (struct jpos){0, 0}, "%s",
-	          strncmp(msg, path, pl) == 0 && msg[pl] == ':' ? msg + pl + 2 : msg);
+	diags_add(d, path, (struct jpos){0, 0}, "%s", msg);
 }
 
 /* The names of the mapping files in dir, sorted; NULL-terminated. */
