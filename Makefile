@@ -27,7 +27,7 @@ endif
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wformat=2 -Wvla -Wpointer-arith -Wundef -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
-CPPFLAGS += -std=c11 -D_DEFAULT_SOURCE -MMD -MP -Ibridge -Idb -Iconnectors -Itests/unit -I$(BUILD)/gen
+CPPFLAGS += -std=c11 -D_DEFAULT_SOURCE -MMD -MP -Ibridge -Idb -Iconnectors -Imappings -Itests/unit -I$(BUILD)/gen
 ALLCFLAGS = $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) $(PKG_CFLAGS)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_DL) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -39,7 +39,7 @@ GEN_SRC  := $(BUILD)/gen/embedded.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
-EMBEDDED := deploy/config.schema.json $(sort $(wildcard db/migrations/*.sql))
+EMBEDDED := deploy/config.schema.json mappings/mapping.schema.json $(sort $(wildcard db/migrations/*.sql))
 
 BIN      := $(BUILD)/cohortbridge
 TESTBIN  := $(BUILD)/cohortbridge-tests

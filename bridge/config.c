@@ -159,6 +159,7 @@ static struct config *build(const char *path, const json_t *root, struct err *er
 	if (parse_listen(json_is_string(listen) ? json_string_value(listen) : "127.0.0.1:8787",
 	                 &c->http_host, &c->http_port) != 0)
 		goto oom;
+	c->mappings_dir_set = json_is_string(json_object_get(root, "mappings_dir"));
 	char *md = dup_or(json_object_get(root, "mappings_dir"), "mappings");
 	c->mappings_dir = relative_to(path, md);
 	free(md);

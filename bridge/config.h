@@ -22,6 +22,7 @@ struct config {
 	char *http_host;
 	int http_port;
 	char *mappings_dir;
+	bool mappings_dir_set; /* the file names it: a missing directory is then an error */
 	unsigned shutdown_timeout_ms;
 	bool migrate_on_start;
 	unsigned db_connect_timeout_ms;

@@ -14,6 +14,7 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "mappings.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "secret.h"
@@ -22,6 +23,7 @@
 struct daemon {
 	uv_loop_t *loop;
 	struct config *cfg;
+	struct mappings *maps; /* immutable; a reload swaps in a new one */
 	int log_level_fixed;
 	struct db *db;
 	struct httpc *httpc;
@@ -199,6 +201,31 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	stop(d, 0);
 }
 
+/* Loads the mappings cfg names, logging every problem with its position. NULL on any. */
+static struct mappings *load_mappings(const struct config *cfg)
+{
+	struct diags diags = {0};
+	struct err err = {0};
+	char line[1400];
+	struct mappings *m =
+	    mappings_load(cfg->mappings_dir, cfg, cfg->mappings_dir_set, &diags, &err);
+	if (!m) {
+		for (size_t i = 0; i < diags.n; i++) {
+			diags_format(&diags, i, line, sizeof(line));
+			log_error("mappings", line);
+		}
+		if (!diags.n)
+			log_error("mappings", err.msg);
+		diags_clear(&diags);
+		return NULL;
+	}
+	char files[16], cohorts[16];
+	log_info("mappings", "mappings loaded", "dir", m->dir, "files",
+	         LOG_NUM(files, "%zu", m->nfiles), "cohorts",
+	         LOG_NUM(cohorts, "%zu", mappings_cohort_count(m)));
+	return m;
+}
+
 static int str_differs(const char *a, const char *b)
 {
 	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
@@ -230,6 +257,18 @@ static void on_reload(uv_signal_t *s, int signum)
 		diags_clear(&diags);
 		return;
 	}
+	/* the configuration and the mappings are taken together or not at all */
+	struct mappings *nm = load_mappings(nc);
+	if (!nm) {
+		metrics.config_reloads_failed++;
+		log_error("daemon",
+		          "mappings rejected; the running configuration and mappings stay", "dir",
+		          nc->mappings_dir);
+		config_free(nc);
+		return;
+	}
+	mappings_free(d->maps);
+	d->maps = nm;
 	if (str_differs(nc->http_host, d->cfg->http_host) || nc->http_port != d->cfg->http_port)
 		log_warn("daemon", "http.listen changed; it takes effect on restart");
 	if (nc->migrate_on_start != d->cfg->migrate_on_start ||
@@ -361,9 +400,17 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	/* backoff jitter must differ between processes sharing one database */
 	srand((unsigned)(uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 16)));
 
+	d.maps = load_mappings(cfg);
+	if (!d.maps) {
+		log_error("daemon", "mapping files have problems; not starting", "dir",
+		          cfg->mappings_dir);
+		config_free(cfg);
+		return 1;
+	}
 	if (read_secrets(&d, &db_url) != 0) {
 		free(db_url);
 		free(d.token);
+		mappings_free(d.maps);
 		config_free(cfg);
 		return 1;
 	}
@@ -372,6 +419,7 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	free(db_url);
 	if (!d.db) {
 		log_error("daemon", err.msg);
+		mappings_free(d.maps);
 		config_free(cfg);
 		return 1;
 	}
@@ -385,6 +433,7 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 		httpc_close(d.httpc);
 		db_close(d.db, 1000, NULL, NULL);
 		uv_run(d.loop, UV_RUN_DEFAULT);
+		mappings_free(d.maps);
 		config_free(cfg);
 		return 1;
 	}
@@ -415,6 +464,7 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	discord_free(d.discord);
 	outbox_free(d.outbox);
 	free(d.token);
+	mappings_free(d.maps);
 	config_free(d.cfg);
 	uv_loop_close(d.loop);
 	return d.exit_code;

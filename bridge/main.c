@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
+#include "mappings.h"
 #include "migrate.h"
 #include "secret.h"
 #include "sync.h"
@@ -40,7 +41,7 @@ static const char main_usage[] =
     "  run        run the bridge (health and metrics endpoint, database, sources)\n"
     "  migrate    apply pending database migrations\n"
     "  sync       fetch the configured sources now and show what changed\n"
-    "  check      validate the configuration file without a database or Discord\n"
+    "  check      validate the configuration and mapping files without a database or Discord\n"
     "  ical       `ical expand`: the instances of a calendar feed in a window\n"
     "  version    print the version and the library versions\n"
     "  help       show this help, or `help COMMAND` for one command\n"
@@ -347,7 +348,27 @@ static int cmd_sync(int argc, char **argv)
 static int cmd_check(int argc, char **argv)
 {
 	char *pos[1] = {NULL};
-	int rc = parse_cmd(find_command("check"), argc, argv, NULL, NULL, pos, 1);
+	const char *dir = NULL;
+	char **args = calloc((size_t)argc + 1, sizeof(char *));
+	int n = 0;
+	if (!args)
+		return 1;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--mappings") == 0) {
+			if (i + 1 >= argc) {
+				free(args);
+				usage_error("--mappings needs a directory");
+				return 2;
+			}
+			dir = argv[++i];
+		} else if (i > 0 && strncmp(argv[i], "--mappings=", 11) == 0) {
+			dir = argv[i] + 11;
+		} else {
+			args[n++] = argv[i];
+		}
+	}
+	int rc = parse_cmd(find_command("check"), n, args, NULL, NULL, pos, 1);
+	free(args);
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	if (pos[0])
@@ -357,11 +378,25 @@ static int cmd_check(int argc, char **argv)
 	if (load_config(&cfg) != 0)
 		return 1;
 	if (path && *path)
-		printf("%s: OK (%zu source(s); mappings in %s)\n", path, cfg->nsources,
-		       cfg->mappings_dir);
+		printf("%s: OK (%zu source(s))\n", path, cfg->nsources);
 	else
-		printf("no configuration file given: the defaults apply (mappings in %s)\n",
-		       cfg->mappings_dir);
+		printf("no configuration file given: the defaults apply\n");
+	struct diags diags = {0};
+	struct err err = {0};
+	struct mappings *m = mappings_load(dir ? dir : cfg->mappings_dir, cfg,
+	                                   dir || cfg->mappings_dir_set, &diags, &err);
+	if (!m) {
+		if (diags.n)
+			diags_print(&diags, stderr);
+		else
+			cli_error("%s", err.msg);
+		diags_clear(&diags);
+		config_free(cfg);
+		return 1;
+	}
+	printf("%s: OK (%zu file(s), %zu guild(s), %zu cohort(s), %zu cohort set(s))\n", m->dir,
+	       m->nfiles, m->nguilds, mappings_cohort_count(m), mappings_set_count(m));
+	mappings_free(m);
 	config_free(cfg);
 	return 0;
 }
@@ -616,12 +651,15 @@ static const struct command commands[] = {
      "  --source NAME   only this source\n"
      "  --dry-run       say what would change; write nothing (not even the sync's record)\n",
      cmd_sync},
-    {"check", "validate configuration",
-     " [FILE]\n\n"
-     "Validates the configuration (FILE, --config or $COHORTBRIDGE_CONFIG) against its JSON\n"
-     "Schema and the rules the schema cannot express. Problems are printed as\n"
-     "file:line:column: message; the exit status is 1 when there are any. Needs no database\n"
-     "and no Discord.\n",
+    {"check", "validate configuration and mapping files",
+     " [--mappings DIR] [FILE]\n\n"
+     "Validates the configuration (FILE, --config or $COHORTBRIDGE_CONFIG) and then the mapping\n"
+     "files (every *.json directly in mappings_dir) against their JSON Schemas and the rules\n"
+     "the schemas cannot express. Problems are printed as file:line:column: message; the exit\n"
+     "status is 1 when there are any. Says how many files, guilds and cohorts it found. Needs\n"
+     "no database and no Discord.\n\n"
+     "options:\n"
+     "  --mappings DIR   check the mapping files in DIR instead of mappings_dir\n",
      cmd_check},
     {"ical", "expand a calendar feed",
      " expand FILE_OR_URL --from DATE --to DATE [--tz ZONE]\n\n"

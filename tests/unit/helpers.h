@@ -31,6 +31,7 @@ GROUP(group_sources);
 GROUP(group_moodle);
 GROUP(group_ical);
 GROUP(group_calendars);
+GROUP(group_mappings);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);
