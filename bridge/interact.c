@@ -48,6 +48,7 @@ struct ix_router {
 	struct ix *live;
 	size_t npending;
 	int freeing;
+	struct sync *syncs; /* command registrations under way */
 };
 
 static const char *const SORRY =
@@ -642,11 +643,27 @@ static void hash_text(const char *s, char out[17])
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
+/* A guild's command registration: a read of the stored hash, then maybe a PUT. The router
+ * may be freed (shutdown) while either is under way: it then leaves r NULL and the callbacks
+ * only free the sync. */
 struct sync {
 	struct ix_router *r;
+	struct sync *next;
 	char guild[32], hash[17];
 	json_t *body;
 };
+
+static void sync_free(struct sync *s)
+{
+	if (s->r)
+		for (struct sync **p = &s->r->syncs; *p; p = &(*p)->next)
+			if (*p == s) {
+				*p = s->next;
+				break;
+			}
+	json_decref(s->body);
+	free(s);
+}
 
 static void on_hash_saved(PGresult *res, const struct err *err, void *ud)
 {
@@ -658,6 +675,10 @@ static void on_hash_saved(PGresult *res, const struct err *err, void *ud)
 static void on_registered(const struct rest_result *res, void *ud)
 {
 	struct sync *s = ud;
+	if (!s->r) {
+		sync_free(s);
+		return;
+	}
 	if (res->status == 200) {
 		const char *p[] = {s->guild, s->hash};
 		log_info("interactions", "commands registered", "guild", s->guild, "hash", s->hash);
@@ -670,14 +691,15 @@ static void on_registered(const struct rest_result *res, void *ud)
 		log_error("interactions", "cannot register the commands", "guild", s->guild,
 		          "error", res->err.msg);
 	}
-	json_decref(s->body);
-	free(s);
+	sync_free(s);
 }
 
 static void on_hash_read(PGresult *res, const struct err *err, void *ud)
 {
 	struct sync *s = ud;
 	struct err e = {0};
+	if (!s->r)
+		goto done;
 	if (err) {
 		log_warn("interactions", "cannot read the registered commands' hash", "error",
 		         err->msg);
@@ -694,8 +716,7 @@ static void on_hash_read(PGresult *res, const struct err *err, void *ud)
 		return;
 	log_warn("interactions", "cannot register the commands", "error", e.msg);
 done:
-	json_decref(s->body);
-	free(s);
+	sync_free(s);
 }
 
 void ix_sync_commands(struct ix_router *r, const char *guild_id)
@@ -723,7 +744,10 @@ void ix_sync_commands(struct ix_router *r, const char *guild_id)
 		         e.msg);
 		json_decref(s->body);
 		free(s);
+		return;
 	}
+	s->next = r->syncs;
+	r->syncs = s;
 }
 
 void ix_router_free(struct ix_router *r)
@@ -743,6 +767,8 @@ void ix_router_free(struct ix_router *r)
 			          "shutting down");
 		}
 	}
+	for (struct sync *s = r->syncs; s; s = s->next)
+		s->r = NULL;
 	for (size_t i = 0; r->staff && r->staff[i]; i++)
 		free(r->staff[i]);
 	free(r->staff);
