@@ -438,8 +438,7 @@ static void on_reconciled(int rc, const char *msg, void *ud)
 	rec_close(st);
 }
 
-static void on_rec_migrated(int rc, const struct err *err, const struct migrate_report *r,
-                            void *ud)
+static void on_rec_migrated(int rc, const struct err *err, const struct migrate_report *r, void *ud)
 {
 	struct rec_state *st = ud;
 	if (rc || (!st->cfg->migrate_on_start && r->pending)) {
@@ -506,8 +505,8 @@ static int cmd_reconcile(int argc, char **argv, int apply)
 		return 1;
 	struct diags diags = {0};
 	struct err err = {0};
-	st.maps = mappings_load(st.cfg->mappings_dir, st.cfg, st.cfg->mappings_dir_set, &diags,
-	                        &err);
+	st.maps =
+	    mappings_load(st.cfg->mappings_dir, st.cfg, st.cfg->mappings_dir_set, &diags, &err);
 	if (!st.maps) {
 		if (diags.n)
 			diags_print(&diags, stderr);
@@ -525,8 +524,9 @@ static int cmd_reconcile(int argc, char **argv, int apply)
 	if (rc == 0) {
 		rc = secret_get("DISCORD_TOKEN", &token, &err);
 		if (rc == 1)
-			missing = "DISCORD_TOKEN is not set (nor DISCORD_TOKEN_FILE): planning reads "
-			          "Discord's current state";
+			missing =
+			    "DISCORD_TOKEN is not set (nor DISCORD_TOKEN_FILE): planning reads "
+			    "Discord's current state";
 	}
 	if (rc != 0) {
 		cli_error("cohortbridge %s: %s", name, rc < 0 ? err.msg : missing);

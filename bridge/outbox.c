@@ -300,13 +300,16 @@ static void on_channels(const struct rest_result *r, void *ud)
 	l->objects = json_incref(r->body);
 	/* objects other rows already account for, or that the bridge owns under another key,
 	 * are not ours to adopt */
-	const char *p[] = {json_string_value(json_object_get(j->payload, "guild_id"))};
+	json_t *own = json_object_get(j->payload, "own");
+	const char *p[] = {json_string_value(json_object_get(j->payload, "guild_id")),
+	                   own ? json_string_value(json_object_get(own, "kind")) : "",
+	                   own ? json_string_value(json_object_get(own, "key")) : ""};
 	if (db_query(j->ob->db,
 	             "SELECT result->>'channel_id' FROM outbox WHERE kind = 'channel_create' AND "
 	             "state = 'done' AND result ? 'channel_id' UNION ALL "
 	             "SELECT discord_id FROM owned_objects WHERE guild_id = $1 AND "
-	             "discord_id IS NOT NULL",
-	             1, p, on_owned, l, NULL) != 0) {
+	             "discord_id IS NOT NULL AND NOT (kind = $2 AND key = $3)",
+	             3, p, on_owned, l, NULL) != 0) {
 		json_decref(l->objects);
 		free(l);
 		mark_failed(j, "database unavailable", 0);
@@ -374,8 +377,8 @@ static void run(struct job *j)
 			mark_failed(j, "payload lacks channel_id", 1);
 			return;
 		}
-		submit(j, "PATCH", "/channels/{channel_id}", args, json_object_get(p, "body"), reason,
-		       on_simple);
+		submit(j, "PATCH", "/channels/{channel_id}", args, json_object_get(p, "body"),
+		       reason, on_simple);
 	} else if (strcmp(j->kind, "dm") == 0) {
 		json_t *b = json_pack("{s:O}", "recipient_id", json_object_get(p, "user_id"));
 		submit(j, "POST", "/users/@me/channels", NULL, b, NULL, on_dm_channel);

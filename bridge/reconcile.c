@@ -166,8 +166,9 @@ static void set_outbox(struct ctx *c, json_t *a, const char *kind, const char *w
 {
 	char *key = key_of(c->guild, what);
 	char *full = key ? key_of("rc", key) : NULL;
-	json_object_set_new(a, "outbox", json_pack("{s:s, s:s?, s:o}", "kind", kind, "key", full,
-	                                           "payload", payload));
+	json_object_set_new(
+	    a, "outbox",
+	    json_pack("{s:s, s:s?, s:o}", "kind", kind, "key", full, "payload", payload));
 	free(key);
 	free(full);
 }
@@ -198,6 +199,11 @@ static const char *resolve(struct ctx *c, const char *kind, const char *key, con
 	const char *id = jstr(own, "discord_id");
 	if (id && json_object_get(byid, id))
 		return id;
+	/* enqueued and not done yet: its row finds or creates it; adopting a same-named object
+	 * now could be adopting what that row created before a crash, and the row would then
+	 * create another */
+	if (own && !id)
+		return NULL;
 	const char *k;
 	json_t *v;
 	json_object_foreach(byid, k, v) {
@@ -206,17 +212,18 @@ static const char *resolve(struct ctx *c, const char *kind, const char *key, con
 			continue;
 		if (role && json_is_true(json_object_get(v, "managed")))
 			continue;
-		if (!role && (json_integer_value(json_object_get(v, "type")) != type ||
-		              !(parent ? streq(jstr(v, "parent_id"), parent) : !jstr(v, "parent_id"))))
+		if (!role &&
+		    (json_integer_value(json_object_get(v, "type")) != type ||
+		     !(parent ? streq(jstr(v, "parent_id"), parent) : !jstr(v, "parent_id"))))
 			continue;
 		json_object_set_new(c->claimed, k, json_true());
 		char op[32];
 		snprintf(op, sizeof(op), "adopt_%s", kind);
 		json_t *a = add_action(c, op, cohort, name);
 		json_object_set_new(a, "own",
-		                    json_pack("{s:s, s:s, s:s, s:s, s:s?, s:b}", "kind", kind, "key",
-		                              key, "name", name, "discord_id", k, "parent_id", parent,
-		                              "created", 0));
+		                    json_pack("{s:s, s:s, s:s, s:s, s:s?, s:b}", "kind", kind,
+		                              "key", key, "name", name, "discord_id", k,
+		                              "parent_id", parent, "created", 0));
 		return k;
 	}
 	return NULL;
@@ -283,7 +290,8 @@ static int overwrites_hold(const json_t *want, const json_t *have)
 		int ok = 0;
 		json_array_foreach(have, k, h) {
 			if (streq(jstr(w, "id"), jstr(h, "id")) &&
-			    perm(json_object_get(w, "allow")) == perm(json_object_get(h, "allow")) &&
+			    perm(json_object_get(w, "allow")) ==
+			        perm(json_object_get(h, "allow")) &&
 			    perm(json_object_get(w, "deny")) == perm(json_object_get(h, "deny")))
 				ok = 1;
 		}
@@ -294,10 +302,9 @@ static int overwrites_hold(const json_t *want, const json_t *have)
 }
 
 /* A channel of the cohorts `cohorts`: found, adopted or created; its overwrites set right. */
-static const char *want_channel(struct ctx *c, const char *kind, const char *key,
-                                const char *name, int type, const char *parent,
-                                const char *parent_name, const size_t *cohorts, size_t n,
-                                int archived, const char *cohort)
+static const char *want_channel(struct ctx *c, const char *kind, const char *key, const char *name,
+                                int type, const char *parent, const char *parent_name,
+                                const size_t *cohorts, size_t n, int archived, const char *cohort)
 {
 	const char *id = resolve(c, kind, key, name, type, parent, cohort);
 	json_t *ow = overwrites(c, cohorts, n, archived);
@@ -345,7 +352,8 @@ static const char *want_channel(struct ctx *c, const char *kind, const char *key
 			size_t k;
 			json_t *w;
 			int mine = 0;
-			json_array_foreach(ow, k, w) mine |= streq(jstr(w, "id"), jstr(h, "id"));
+			json_array_foreach(ow, k, w)
+				mine |= streq(jstr(w, "id"), jstr(h, "id"));
 			if (!mine)
 				json_array_append(merged, h);
 		}
@@ -483,8 +491,8 @@ static const char *want_role(struct ctx *c, const char *key, const char *name, i
 		return id;
 	json_t *a = add_action(c, "create_role", cohort, name);
 	json_t *own = json_pack("{s:s, s:s, s:s}", "kind", "role", "key", key, "name", name);
-	json_t *body = json_pack("{s:s, s:s, s:b}", "name", name, "permissions", "0",
-	                         "mentionable", 0);
+	json_t *body =
+	    json_pack("{s:s, s:s, s:b}", "name", name, "permissions", "0", "mentionable", 0);
 	if (color >= 0)
 		json_object_set_new(body, "color", json_integer(color));
 	json_object_set(a, "own", own);
@@ -543,7 +551,8 @@ static json_t *compute(struct reconcile *r)
 	gmtime_r(&now, &tm);
 	strftime(c->today, sizeof(c->today), "%Y-%m-%d", &tm);
 
-	json_array_foreach(r->roles, i, v) json_object_set(c->role_by_id, jstr(v, "id"), v);
+	json_array_foreach(r->roles, i, v)
+		json_object_set(c->role_by_id, jstr(v, "id"), v);
 	json_array_foreach(r->channels, i, v) {
 		json_int_t t = json_integer_value(json_object_get(v, "type"));
 		if (t != 10 && t != 11 && t != 12)
@@ -572,8 +581,8 @@ static json_t *compute(struct reconcile *r)
 	for (i = 0; i < g->nstaff_roles; i++) {
 		char key[300];
 		snprintf(key, sizeof(key), "staff:%s", g->staff_roles[i].key);
-		const char *id = want_role(c, key, g->staff_roles[i].name, g->staff_roles[i].color,
-		                           NULL);
+		const char *id =
+		    want_role(c, key, g->staff_roles[i].name, g->staff_roles[i].color, NULL);
 		if (id)
 			json_object_set_new(resolved_staff, g->staff_roles[i].key, json_string(id));
 		json_object_set_new(rule_role, g->staff_roles[i].key,
@@ -600,8 +609,8 @@ static json_t *compute(struct reconcile *r)
 		json_object_set_new(active, ix, json_integer(n));
 		if (!n)
 			json_array_append_new(
-			    c->warnings, json_sprintf("cohort \"%s\" matches nobody in the roster",
-			                              co->name));
+			    c->warnings,
+			    json_sprintf("cohort \"%s\" matches nobody in the roster", co->name));
 		c->ended[i] = co->end_date && strcmp(co->end_date, c->today) < 0;
 		char key[300];
 		snprintf(key, sizeof(key), "cohort:%s", co->name);
@@ -633,8 +642,9 @@ static json_t *compute(struct reconcile *r)
 		}
 		char key[300];
 		snprintf(key, sizeof(key), "category:%s", cname);
-		const char *id = want_channel(c, "category", key, cname, CH_CATEGORY, NULL, NULL, ix,
-		                              n, (int)all_ended, n == 1 ? c->coh[ix[0]]->name : NULL);
+		const char *id =
+		    want_channel(c, "category", key, cname, CH_CATEGORY, NULL, NULL, ix, n,
+		                 (int)all_ended, n == 1 ? c->coh[ix[0]]->name : NULL);
 		json_object_set_new(cat_ids, cname, id ? json_string(id) : json_null());
 		free(ix);
 	}
@@ -647,8 +657,8 @@ static json_t *compute(struct reconcile *r)
 		want_channel(c, "text", key, tname, CH_TEXT, parent, co->category, &i, 1,
 		             c->ended[i], co->name);
 		if (co->voice)
-			want_channel(c, "voice", key, co->voice, CH_VOICE, parent, co->category, &i, 1,
-			             c->ended[i], co->name);
+			want_channel(c, "voice", key, co->voice, CH_VOICE, parent, co->category, &i,
+			             1, c->ended[i], co->name);
 	}
 
 	/* members: registered ones get what their active memberships say, and lose the cohort
@@ -719,7 +729,8 @@ static json_t *compute(struct reconcile *r)
 		json_t *co;
 		json_object_foreach(want, rid, co) {
 			if (rid[0] == '?')
-				member_change(c, "add_role", uid, NULL, rid + 1, json_string_value(co));
+				member_change(c, "add_role", uid, NULL, rid + 1,
+				              json_string_value(co));
 			else if (!json_object_get(cur, rid))
 				member_change(c, "add_role", uid, rid,
 				              jstr(json_object_get(c->role_by_id, rid), "name"),
@@ -747,8 +758,9 @@ static json_t *compute(struct reconcile *r)
 	if (spared)
 		json_array_append_new(
 		    c->warnings,
-		    json_sprintf("%zu role removal(s) skipped: the last sync of their source failed",
-		                 spared));
+		    json_sprintf(
+		        "%zu role removal(s) skipped: the last sync of their source failed",
+		        spared));
 	int held = 0;
 	if (removals && (double)removals > g->removals_confirm_share * (double)managed) {
 		held = !r->o.allow_removals;
@@ -771,29 +783,33 @@ static json_t *compute(struct reconcile *r)
 	size_t nchan = json_object_size(c->chan_by_id) + c->channels_to_create;
 	if (nroles > MAX_ROLES)
 		json_array_append_new(
-		    c->errors, json_sprintf("the server would hold %zu roles (%zu now, %zu to create); "
-		                            "Discord allows %d",
-		                            nroles, json_object_size(c->role_by_id),
-		                            c->roles_to_create, MAX_ROLES));
+		    c->errors,
+		    json_sprintf("the server would hold %zu roles (%zu now, %zu to create); "
+		                 "Discord allows %d",
+		                 nroles, json_object_size(c->role_by_id), c->roles_to_create,
+		                 MAX_ROLES));
 	if (nchan > MAX_CHANNELS)
 		json_array_append_new(
 		    c->errors,
-		    json_sprintf("the server would hold %zu channels (%zu now, %zu to create); Discord "
-		                 "allows %d",
-		                 nchan, json_object_size(c->chan_by_id), c->channels_to_create,
-		                 MAX_CHANNELS));
+		    json_sprintf(
+		        "the server would hold %zu channels (%zu now, %zu to create); Discord "
+		        "allows %d",
+		        nchan, json_object_size(c->chan_by_id), c->channels_to_create,
+		        MAX_CHANNELS));
 	json_t *cnt;
 	json_object_foreach(c->cat_new, cname, cnt) {
 		const char *cid = jstr(cat_ids, cname);
 		size_t n = (size_t)json_integer_value(cnt);
 		const char *k;
 		json_t *ch;
-		json_object_foreach(c->chan_by_id, k, ch) n += cid && streq(jstr(ch, "parent_id"), cid);
+		json_object_foreach(c->chan_by_id, k, ch)
+			n += cid && streq(jstr(ch, "parent_id"), cid);
 		if (n > MAX_PER_CATEGORY)
 			json_array_append_new(
-			    c->errors, json_sprintf("category \"%s\" would hold %zu channels; Discord "
-			                            "allows %d in one category",
-			                            cname, n, MAX_PER_CATEGORY));
+			    c->errors,
+			    json_sprintf("category \"%s\" would hold %zu channels; Discord "
+			                 "allows %d in one category",
+			                 cname, n, MAX_PER_CATEGORY));
 	}
 
 	plan = json_pack("{s:s, s:s?, s:O, s:O, s:O, s:I, s:I, s:b}", "guild", c->guild, "label",
@@ -862,7 +878,8 @@ static void print_group(struct reconcile *r, const json_t *plan, const char *coh
 		if (streq(op, "add_role") || streq(op, "remove_role")) {
 			json_t *m = streq(op, "add_role") ? adds : removes;
 			const char *n = jstr(a, "name") ? jstr(a, "name") : "?";
-			json_object_set_new(m, n, json_integer(json_integer_value(json_object_get(m, n)) + 1));
+			json_object_set_new(
+			    m, n, json_integer(json_integer_value(json_object_get(m, n)) + 1));
 			continue;
 		}
 		say(r, "    %s \"%s\"%s\n", op_text(op), jstr(a, "name"),
@@ -873,7 +890,8 @@ static void print_group(struct reconcile *r, const json_t *plan, const char *coh
 	json_object_foreach(adds, n, cnt)
 		say(r, "    + add role \"%s\" to %lld member(s)\n", n, json_integer_value(cnt));
 	json_object_foreach(removes, n, cnt)
-		say(r, "    - remove role \"%s\" from %lld member(s)%s\n", n, json_integer_value(cnt),
+		say(r, "    - remove role \"%s\" from %lld member(s)%s\n", n,
+		    json_integer_value(cnt),
 		    json_is_true(json_object_get(plan, "removals_held")) ? " (held)" : "");
 	json_decref(adds);
 	json_decref(removes);
@@ -887,11 +905,11 @@ static void print_plan(struct reconcile *r, const json_t *plan)
 	    jstr(plan, "label") ? jstr(plan, "label") : "", jstr(plan, "label") ? ")" : "");
 	json_array_foreach(json_object_get(plan, "actions"), i, a) {
 		const char *op = jstr(a, "op");
-		counts[strncmp(op, "create", 6) == 0   ? 0
-		       : strncmp(op, "adopt", 5) == 0  ? 1
-		       : streq(op, "add_role")         ? 3
-		       : streq(op, "remove_role")      ? 4
-		                                       : 2]++;
+		counts[strncmp(op, "create", 6) == 0  ? 0
+		       : strncmp(op, "adopt", 5) == 0 ? 1
+		       : streq(op, "add_role")        ? 3
+		       : streq(op, "remove_role")     ? 4
+		                                      : 2]++;
 	}
 	say(r, "  server-wide roles\n");
 	print_group(r, plan, NULL);
@@ -909,7 +927,8 @@ static void print_plan(struct reconcile *r, const json_t *plan)
 		say(r, "  nothing to do: Discord matches the mappings and the roster\n");
 	else
 		say(r,
-		    "  %zu action(s): %zu to create, %zu to adopt, %zu permission change(s), %zu role "
+		    "  %zu action(s): %zu to create, %zu to adopt, %zu permission change(s), %zu "
+		    "role "
 		    "add(s), %zu removal(s) (%lld managed member(s))\n",
 		    json_array_size(json_object_get(plan, "actions")), counts[0], counts[1],
 		    counts[2], counts[3], counts[4],
@@ -1154,7 +1173,8 @@ static void on_me(const struct rest_result *res, void *ud)
 	struct reconcile *r = ud;
 	if (gone(r) || read_failed(r, res, "bot user"))
 		return;
-	snprintf(r->bot_id, sizeof(r->bot_id), "%s", jstr(res->body, "id") ? jstr(res->body, "id") : "");
+	snprintf(r->bot_id, sizeof(r->bot_id), "%s",
+	         jstr(res->body, "id") ? jstr(res->body, "id") : "");
 	get_roles(r);
 }
 
@@ -1177,7 +1197,8 @@ static void on_db_state(PGresult *res, const struct err *err, void *ud)
 	}
 	if (!r->bot_id[0]) {
 		struct err e = {0};
-		if (rest_send(r->rest, "GET", "/users/@me", NULL, NULL, NULL, 0, on_me, r, &e) != 0) {
+		if (rest_send(r->rest, "GET", "/users/@me", NULL, NULL, NULL, 0, on_me, r, &e) !=
+		    0) {
 			fail(r, RECONCILE_ERROR, "cannot read the bot user: %s", e.msg);
 			next_guild(r);
 		}
@@ -1195,7 +1216,8 @@ static void read_db(struct reconcile *r)
 	if (db_query(
 	        r->db,
 	        "SELECT json_build_object("
-	        "'groups', (SELECT coalesce(json_agg(g), '[]') FROM (SELECT source, kind, group_id, "
+	        "'groups', (SELECT coalesce(json_agg(g), '[]') FROM (SELECT source, kind, "
+	        "group_id, "
 	        "city, program, cohort, count(*) FILTER (WHERE status = 'active') AS active "
 	        "FROM memberships GROUP BY 1, 2, 3, 4, 5, 6) g), "
 	        "'regs', (SELECT coalesce(json_agg(x), '[]') FROM (SELECT r.user_id, r.source, "
@@ -1232,8 +1254,9 @@ static void next_guild(struct reconcile *r)
 		return;
 	}
 	if (!r->matched)
-		fail(r, RECONCILE_ERROR, r->o.guild ? "no mapping file describes guild %s"
-		                                    : "the mappings describe no guild%s",
+		fail(r, RECONCILE_ERROR,
+		     r->o.guild ? "no mapping file describes guild %s"
+		                : "the mappings describe no guild%s",
 		     r->o.guild ? r->o.guild : "");
 	finish(r);
 }

@@ -25,9 +25,9 @@
 #define RECONCILE_HELD  3 /* removals wait for a confirmation */
 
 struct reconcile_opts {
-	const char *guild;  /* NULL: every guild the mappings describe */
-	int apply;          /* 0: plan only */
-	int allow_removals; /* removals beyond the share go ahead */
+	const char *guild;   /* NULL: every guild the mappings describe */
+	int apply;           /* 0: plan only */
+	int allow_removals;  /* removals beyond the share go ahead */
 	unsigned max_rounds; /* 0: 6 */
 	unsigned poll_ms;    /* how often a round looks whether its rows are done; 0: 200 */
 	FILE *out;           /* the readable plan and progress; NULL: none */

@@ -42,8 +42,8 @@ static void write_map(struct rig *r, const char *ended)
 }
 
 /* A world with `extra_roles` roles nobody maps, an unmanaged Alumni role and #general, and
- * `learners` members; the mapping above; a roster of `learners` people spread over the 40 cohorts, each
- * registered as one of the members. */
+ * `learners` members; the mapping above; a roster of `learners` people spread over the 40 cohorts,
+ * each registered as one of the members. */
 static void rig_open(struct rig *r, int learners, int extra_roles, const char *ended)
 {
 	char sdir[96], dir[96], path[600];
@@ -123,9 +123,11 @@ static void rig_open(struct rig *r, int learners, int extra_roles, const char *e
 		const char *name = json_string_value(json_object_get(u, "username"));
 		if (!name || strncmp(name, "learner", 7) != 0)
 			continue;
-		qn += (size_t)snprintf(q + qn, qcap - qn, "%s('" GUILD "', '%s', 'roster', 'p%zu', "
-		                                          "'staff_link')",
-		                       k ? ", " : "", json_string_value(json_object_get(u, "id")), k);
+		qn +=
+		    (size_t)snprintf(q + qn, qcap - qn,
+		                     "%s('" GUILD "', '%s', 'roster', 'p%zu', "
+		                     "'staff_link')",
+		                     k ? ", " : "", json_string_value(json_object_get(u, "id")), k);
 		k++;
 	}
 	assert_int_equal((int)k, learners);
@@ -200,9 +202,9 @@ static void census(struct rig *r, struct census *c)
 			c->dup_names++;
 		json_object_set_new(names, name, json_true());
 		if (strcmp(name, "Alumni") == 0)
-			c->alumni_intact = json_integer_value(json_object_get(v, "color")) == 0 &&
-			                   strcmp(json_string_value(json_object_get(v, "permissions")),
-			                          "0") == 0;
+			c->alumni_intact =
+			    json_integer_value(json_object_get(v, "color")) == 0 &&
+			    strcmp(json_string_value(json_object_get(v, "permissions")), "0") == 0;
 	}
 	json_object_clear(names);
 	json_array_foreach(json_object_get(g, "channels"), i, v) {
@@ -224,7 +226,8 @@ static void census(struct rig *r, struct census *c)
 		else if (t == 0) {
 			c->texts++;
 			if (!c->overwrites)
-				c->overwrites = json_incref(json_object_get(v, "permission_overwrites"));
+				c->overwrites =
+				    json_incref(json_object_get(v, "permission_overwrites"));
 		} else if (t == 2)
 			c->voices++;
 	}
@@ -348,8 +351,8 @@ static void test_reconcile_guards(void **state)
 
 	/* confirmed */
 	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", "--allow-removals"), 0);
-	assert_int_equal(requests(&r, "DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}"),
-	                 50);
+	assert_int_equal(
+	    requests(&r, "DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}"), 50);
 	census(&r, &c);
 	assert_int_equal(c.members_with_cohort_role, 150);
 	assert_true(c.alumni_intact && c.general_intact);
@@ -375,8 +378,9 @@ static void test_reconcile_archive_and_empty(void **state)
 
 	/* a cohort nobody is in any more is named */
 	th_sql(r.db, "UPDATE memberships SET status = 'withdrawn' WHERE group_id = 'g0'", 0);
-	th_sql(r.db, "DELETE FROM registrations WHERE person IN (SELECT person FROM memberships "
-	             "WHERE group_id = 'g0')",
+	th_sql(r.db,
+	       "DELETE FROM registrations WHERE person IN (SELECT person FROM memberships "
+	       "WHERE group_id = 'g0')",
 	       0);
 	assert_int_equal(cli(&r, dir, sizeof(dir), "plan", NULL), 0);
 	char *out = th_read(dir, "stdout");
@@ -402,9 +406,8 @@ static void test_reconcile_archive_and_empty(void **state)
 	size_t i;
 	json_t *v;
 	int checked = 0;
-	json_array_foreach(json_object_get(json_array_get(json_object_get(st, "guilds"), 0),
-	                                   "channels"),
-	                   i, v) {
+	json_array_foreach(
+	    json_object_get(json_array_get(json_object_get(st, "guilds"), 0), "channels"), i, v) {
 		if (strcmp(json_string_value(json_object_get(v, "name")), "p0-c0-k4") != 0)
 			continue;
 		json_t *ow = json_array_get(json_object_get(v, "permission_overwrites"), 2);
