@@ -438,7 +438,7 @@ static int expand_sets(struct ctx *c)
 		t[nt++] = (struct mappings_tuple){jstr(row, "source"), jstr(row, "city"),
 		                                  jstr(row, "program"), jstr(row, "cohort")};
 	}
-	c->expanded = calloc(c->g->nsets + 1, sizeof(*c->expanded));
+	c->expanded = calloc(c->g->nsets + 1, sizeof(struct mappings_cohort *));
 	c->nexpanded = calloc(c->g->nsets + 1, sizeof(*c->nexpanded));
 	size_t total = c->g->ncohorts;
 	for (size_t s = 0; c->expanded && c->nexpanded && s < c->g->nsets; s++) {
@@ -448,7 +448,7 @@ static int expand_sets(struct ctx *c)
 			c->nexpanded[s] = 0;
 		total += c->nexpanded[s];
 	}
-	c->coh = calloc(total + 1, sizeof(*c->coh));
+	c->coh = calloc(total + 1, sizeof(const struct mappings_cohort *));
 	if (c->coh) {
 		for (i = 0; i < c->g->ncohorts; i++)
 			c->coh[c->ncoh++] = &c->g->cohorts[i];
@@ -456,7 +456,7 @@ static int expand_sets(struct ctx *c)
 			for (i = 0; i < c->nexpanded[s]; i++)
 				c->coh[c->ncoh++] = &c->expanded[s][i];
 		/* a plan reads best in the order of the names */
-		qsort(c->coh, c->ncoh, sizeof(*c->coh), by_name);
+		qsort(c->coh, c->ncoh, sizeof(const struct mappings_cohort *), by_name);
 	}
 	json_decref(seen);
 	free(t);
