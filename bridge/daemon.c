@@ -11,6 +11,7 @@
 #include "db.h"
 #include "discord.h"
 #include "outbox.h"
+#include "reconcile.h"
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
@@ -31,6 +32,8 @@ struct daemon {
 	struct discord *discord;
 	struct outbox *outbox;
 	struct sync_sched *sched;
+	struct reconcile *reconcile; /* the run under way, or NULL */
+	int reconcile_again;         /* something changed while it ran */
 	char *token;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_check_t iter;
@@ -155,6 +158,49 @@ static void on_closed(uv_handle_t *h)
 {
 }
 
+static void reconcile_now(struct daemon *d);
+
+static void on_reconciled(int rc, const char *msg, void *ud)
+{
+	struct daemon *d = ud;
+	d->reconcile = NULL;
+	if (rc == RECONCILE_HELD)
+		/* staff confirm from the command line; the other actions went ahead */
+		log_warn("reconcile",
+		         "role removals wait for a confirmation: run `cohortbridge "
+		         "apply --allow-removals`",
+		         "detail", msg);
+	else if (rc)
+		log_error("reconcile", "Discord is not in step with the mappings", "error", msg);
+	else
+		log_info("reconcile", "Discord is in step with the mappings and the roster");
+	if (d->reconcile_again && !d->stopping)
+		reconcile_now(d);
+}
+
+/* Plans and applies every guild, through the outbox this process runs; a request while a run
+ * is under way makes one more run after it. */
+static void reconcile_now(struct daemon *d)
+{
+	if (d->stopping || !d->outbox || !d->discord || !d->maps->nguilds)
+		return;
+	if (d->reconcile) {
+		d->reconcile_again = 1;
+		return;
+	}
+	d->reconcile_again = 0;
+	struct reconcile_opts o = {.apply = 1};
+	d->reconcile = reconcile_start(d->loop, d->db, discord_rest(d->discord), d->maps, &o,
+	                               on_reconciled, d);
+}
+
+static void on_source_synced(const char *source, int failed, void *ud)
+{
+	/* a failed sync changed nothing; it is the roster's guard that keeps removals away */
+	if (!failed)
+		reconcile_now(ud);
+}
+
 static void on_db_closed(void *ud, size_t abandoned)
 {
 	struct daemon *d = ud;
@@ -181,6 +227,8 @@ static void stop(struct daemon *d, int code)
 	         LOG_NUM(n, "%zu", d->db ? db_pending(d->db) : (size_t)0));
 	audit(d, "stopped", json_pack("{s:i}", "exit_code", d->exit_code));
 	httpd_stop(d->httpd);
+	reconcile_cancel(d->reconcile);
+	d->reconcile = NULL;
 	outbox_stop(d->outbox);
 	sync_sched_stop(d->sched);
 	d->sched = NULL;
@@ -267,8 +315,15 @@ static void on_reload(uv_signal_t *s, int signum)
 		config_free(nc);
 		return;
 	}
+	/* a run under way reads the mappings being replaced: it stops, and starts again on the
+	 * new ones */
+	int rerun = d->reconcile != NULL;
+	reconcile_cancel(d->reconcile);
+	d->reconcile = NULL;
 	mappings_free(d->maps);
 	d->maps = nm;
+	if (rerun)
+		reconcile_now(d);
 	if (str_differs(nc->http_host, d->cfg->http_host) || nc->http_port != d->cfg->http_port)
 		log_warn("daemon", "http.listen changed; it takes effect on restart");
 	if (nc->migrate_on_start != d->cfg->migrate_on_start ||
@@ -320,6 +375,9 @@ static void on_migrated(int rc, const struct err *err, const struct migrate_repo
 	                         .batch = d->cfg->outbox_batch};
 	d->outbox = outbox_new(d->loop, d->db, discord_rest(d->discord), &oo, &e);
 	d->sched = sync_sched_start(d->loop, d->db, d->httpc, d->cfg);
+	sync_sched_on_synced(d->sched, on_source_synced, d);
+	if (d->outbox)
+		reconcile_now(d);
 }
 
 static void on_schema_checked(int rc, const struct err *err, const struct migrate_report *r,

@@ -16,6 +16,9 @@
 #include "log.h"
 #include "mappings.h"
 #include "migrate.h"
+#include "outbox.h"
+#include "reconcile.h"
+#include "rest.h"
 #include "secret.h"
 #include "sync.h"
 #include "httpc.h"
@@ -42,6 +45,8 @@ static const char main_usage[] =
     "  migrate    apply pending database migrations\n"
     "  sync       fetch the configured sources now and show what changed\n"
     "  check      validate the configuration and mapping files without a database or Discord\n"
+    "  plan       show what reconciling Discord with the mappings and roster would change\n"
+    "  apply      reconcile once: carry out the plan through the outbox\n"
     "  ical       `ical expand`: the instances of a calendar feed in a window\n"
     "  version    print the version and the library versions\n"
     "  help       show this help, or `help COMMAND` for one command\n"
@@ -401,6 +406,184 @@ static int cmd_check(int argc, char **argv)
 	return 0;
 }
 
+/* --- plan and apply -------------------------------------------------------------------------- */
+
+struct rec_state {
+	const char *name;
+	struct config *cfg;
+	struct mappings *maps;
+	struct httpc *http;
+	struct rest *rest;
+	struct outbox *ob;
+	struct reconcile_opts o;
+	int rc;
+};
+
+static void rec_close(struct rec_state *st)
+{
+	outbox_stop(st->ob);
+	if (st->rest)
+		rest_free(st->rest);
+	st->rest = NULL;
+	httpc_close(st->http);
+	db_close(cli_db, 5000, on_db_closed, NULL);
+}
+
+static void on_reconciled(int rc, const char *msg, void *ud)
+{
+	struct rec_state *st = ud;
+	st->rc = rc;
+	if (rc)
+		cli_error("cohortbridge %s: %s", st->name, msg);
+	rec_close(st);
+}
+
+static void on_rec_migrated(int rc, const struct err *err, const struct migrate_report *r, void *ud)
+{
+	struct rec_state *st = ud;
+	if (rc || (!st->cfg->migrate_on_start && r->pending)) {
+		cli_error("cohortbridge %s: %s", st->name,
+		          rc ? (err ? err->msg : "the database is not ready")
+		             : "the database schema is behind: run cohortbridge migrate first");
+		st->rc = 1;
+		rec_close(st);
+		return;
+	}
+	struct err e = {0};
+	if (st->o.apply) {
+		struct outbox_opts oo = {.lease_ms = st->cfg->outbox_lease_ms,
+		                         .batch = st->cfg->outbox_batch};
+		st->ob = outbox_new(uv_default_loop(), cli_db, st->rest, &oo, &e);
+		if (!st->ob) {
+			cli_error("cohortbridge %s: %s", st->name, e.msg);
+			st->rc = 1;
+			rec_close(st);
+			return;
+		}
+	}
+	if (!reconcile_start(uv_default_loop(), cli_db, st->rest, st->maps, &st->o, on_reconciled,
+	                     st)) {
+		cli_error("cohortbridge %s: out of memory", st->name);
+		st->rc = 1;
+		rec_close(st);
+	}
+}
+
+/* plan and apply: the same reading and planning; apply also enqueues and runs the outbox. */
+static int cmd_reconcile(int argc, char **argv, int apply)
+{
+	const char *name = apply ? "apply" : "plan";
+	static const char *const plan_allowed[] = {"--json", NULL};
+	static const char *const apply_allowed[] = {"--allow-removals", NULL};
+	int flags[1] = {0};
+	const char *guild = NULL;
+	char **args = calloc((size_t)argc + 1, sizeof(char *));
+	int n = 0;
+	if (!args)
+		return 1;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--guild") == 0) {
+			if (i + 1 >= argc) {
+				free(args);
+				usage_error("--guild needs a guild id");
+				return 2;
+			}
+			guild = argv[++i];
+		} else if (i > 0 && strncmp(argv[i], "--guild=", 8) == 0) {
+			guild = argv[i] + 8;
+		} else {
+			args[n++] = argv[i];
+		}
+	}
+	int rc = parse_cmd(find_command(name), n, args, apply ? apply_allowed : plan_allowed, flags,
+	                   NULL, 0);
+	free(args);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	struct rec_state st = {.name = name, .rc = 1};
+	if (load_config(&st.cfg) != 0)
+		return 1;
+	struct diags diags = {0};
+	struct err err = {0};
+	st.maps =
+	    mappings_load(st.cfg->mappings_dir, st.cfg, st.cfg->mappings_dir_set, &diags, &err);
+	if (!st.maps) {
+		if (diags.n)
+			diags_print(&diags, stderr);
+		else
+			cli_error("cohortbridge %s: %s", name, err.msg);
+		diags_clear(&diags);
+		config_free(st.cfg);
+		return 1;
+	}
+	char *url = NULL, *token = NULL;
+	const char *missing = NULL;
+	rc = secret_get("DATABASE_URL", &url, &err);
+	if (rc == 1)
+		missing = "DATABASE_URL is not set (nor DATABASE_URL_FILE)";
+	if (rc == 0) {
+		rc = secret_get("DISCORD_TOKEN", &token, &err);
+		if (rc == 1)
+			missing =
+			    "DISCORD_TOKEN is not set (nor DISCORD_TOKEN_FILE): planning reads "
+			    "Discord's current state";
+	}
+	if (rc != 0) {
+		cli_error("cohortbridge %s: %s", name, rc < 0 ? err.msg : missing);
+		free(url);
+		mappings_free(st.maps);
+		config_free(st.cfg);
+		return 1;
+	}
+	st.o = (struct reconcile_opts){.guild = guild,
+	                               .apply = apply,
+	                               .allow_removals = apply && flags[0],
+	                               .out = stdout,
+	                               .json = !apply && flags[0]};
+	struct db_opts o = {st.cfg->db_connect_timeout_ms, 0, true};
+	cli_db = db_open(uv_default_loop(), url, &o, &err);
+	free(url);
+	if (cli_db)
+		st.http = httpc_new(uv_default_loop(), &err);
+	if (st.http) {
+		struct rest_opts ro = {.base_url = st.cfg->discord_api_url,
+		                       .token = token,
+		                       .global_limit = st.cfg->discord_global_limit,
+		                       .global_window_ms = st.cfg->discord_global_window_ms};
+		st.rest = rest_new(uv_default_loop(), st.http, &ro, &err);
+	}
+	if (!cli_db || !st.http || !st.rest) {
+		cli_error("cohortbridge %s: %s", name, err.msg);
+		if (st.http)
+			httpc_close(st.http);
+		if (cli_db)
+			db_close(cli_db, 0, on_db_closed, NULL);
+		uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+		free(token);
+		mappings_free(st.maps);
+		config_free(st.cfg);
+		return 1;
+	}
+	migrate_run(cli_db, !st.cfg->migrate_on_start, on_rec_migrated, &st);
+	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+	uv_loop_close(uv_default_loop());
+	outbox_free(st.ob);
+	free(token);
+	mappings_free(st.maps);
+	config_free(st.cfg);
+	return st.rc;
+}
+
+static int cmd_plan(int argc, char **argv)
+{
+	return cmd_reconcile(argc, argv, 0);
+}
+
+static int cmd_apply(int argc, char **argv)
+{
+	return cmd_reconcile(argc, argv, 1);
+}
+
 /* --- ical expand ----------------------------------------------------------------------------- */
 
 static void ical_warned(const char *feed, int line, const char *msg, void *ud)
@@ -661,6 +844,35 @@ static const struct command commands[] = {
      "options:\n"
      "  --mappings DIR   check the mapping files in DIR instead of mappings_dir\n",
      cmd_check},
+    {"plan", "show what reconciling would change",
+     " [--guild ID] [--json]\n\n"
+     "Compares the desired state (the mapping files, the roster in the database, the\n"
+     "registrations) with what Discord holds now, read over REST (roles, channels, members), and\n"
+     "prints the actions that would bring Discord in step, grouped by guild and cohort: roles\n"
+     "to create, a private category with a text and a voice channel per cohort, permissions,\n"
+     "ended cohorts to archive read-only, cohort roles to add to or remove from registered\n"
+     "members. Warns about cohorts that match nobody and removals held back; checks Discord's\n"
+     "limits (250 roles, 500 channels, 50 per category) on the whole desired state. Changes\n"
+     "nothing, anywhere. Works with or without a running bridge. Exit status 1 on errors\n"
+     "(such as a limit), 3 when removals would wait for a confirmation.\n\n"
+     "options:\n"
+     "  --guild ID   only this guild\n"
+     "  --json       the plan as JSON\n",
+     cmd_plan},
+    {"apply", "reconcile once",
+     " [--guild ID] [--allow-removals]\n\n"
+     "Computes the plan as `plan` does and carries it out through the outbox: each action is\n"
+     "enqueued under a stable key, so that applying again, or after a crash at any point,\n"
+     "creates no role or channel twice; then runs the outbox until the actions are done,\n"
+     "planning again for what needed ids that did not exist yet. Only objects the bridge\n"
+     "created or that the mappings name are touched. A limit exceeded changes nothing (exit\n"
+     "status 1). Members whose source's last sync failed lose no role. More removals than\n"
+     "removals.confirm_share of the managed members are held back (the rest is applied; exit\n"
+     "status 3) unless --allow-removals is given.\n\n"
+     "options:\n"
+     "  --guild ID         only this guild\n"
+     "  --allow-removals   confirm removals beyond the share\n",
+     cmd_apply},
     {"ical", "expand a calendar feed",
      " expand FILE_OR_URL --from DATE --to DATE [--tz ZONE]\n\n"
      "Prints every instance of the feed's events that overlaps the window [--from, --to) as one\n"

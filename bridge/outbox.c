@@ -85,10 +85,30 @@ static void mark_done(struct job *j, json_t *result)
 {
 	char *r = result ? json_dumps(result, JSON_COMPACT) : NULL;
 	const char *p[] = {j->id, r ? r : "{}"};
-	db_query(j->ob->db,
-	         "UPDATE outbox SET state = 'done', result = $2::jsonb, done_at = now(), "
-	         "claimed_until = NULL, last_error = NULL WHERE id = $1",
-	         2, p, on_marked, NULL, NULL);
+	if (json_object_get(j->payload, "own"))
+		/* what the row created (or found) becomes the bridge's in the same statement that
+		 * marks it done: a crash between the two would leave an object nobody owns */
+		db_query(
+		    j->ob->db,
+		    "WITH d AS (UPDATE outbox SET state = 'done', result = $2::jsonb, "
+		    "done_at = now(), claimed_until = NULL, last_error = NULL WHERE id = $1 "
+		    "RETURNING payload) "
+		    "INSERT INTO owned_objects AS o (guild_id, kind, key, discord_id, name, "
+		    "parent_id, archived) SELECT coalesce(d.payload->>'guild_id', "
+		    "d.payload->'own'->>'guild_id'), d.payload->'own'->>'kind', "
+		    "d.payload->'own'->>'key', coalesce($2::jsonb->>'role_id', "
+		    "$2::jsonb->>'channel_id', d.payload->>'channel_id'), "
+		    "d.payload->'own'->>'name', d.payload->'own'->>'parent_id', "
+		    "coalesce((d.payload->'own'->>'archived')::boolean, false) FROM d "
+		    "ON CONFLICT (guild_id, kind, key) DO UPDATE SET discord_id = "
+		    "coalesce(EXCLUDED.discord_id, o.discord_id), archived = EXCLUDED.archived, "
+		    "updated_at = now()",
+		    2, p, on_marked, NULL, NULL);
+	else
+		db_query(j->ob->db,
+		         "UPDATE outbox SET state = 'done', result = $2::jsonb, done_at = now(), "
+		         "claimed_until = NULL, last_error = NULL WHERE id = $1",
+		         2, p, on_marked, NULL, NULL);
 	free(r);
 	metrics.outbox_done++;
 	job_free(j);
@@ -149,9 +169,10 @@ static void on_simple(const struct rest_result *r, void *ud)
 	if (r->status >= 200 && r->status < 300) {
 		json_t *res = json_object();
 		const char *id = json_string_value(json_object_get(r->body, "id"));
-		if (id)
+		if (id && strcmp(j->kind, "channel_edit") != 0)
 			json_object_set_new(res,
 			                    strcmp(j->kind, "channel_create") == 0 ? "channel_id"
+			                    : strcmp(j->kind, "role_create") == 0  ? "role_id"
 			                                                           : "message_id",
 			                    json_string(id));
 		mark_done(j, res);
@@ -210,13 +231,14 @@ static void on_dm_channel(const struct rest_result *r, void *ud)
 
 struct lookup {
 	struct job *j;
-	json_t *channels;
+	json_t *objects; /* the guild's channels or roles */
 };
 
 static void on_owned(PGresult *res, const struct err *err, void *ud)
 {
 	struct lookup *l = ud;
 	struct job *j = l->j;
+	int role = strcmp(j->kind, "role_create") == 0;
 	json_t *want = json_object_get(j->payload, "body");
 	const char *name = json_string_value(json_object_get(want, "name"));
 	json_int_t type = json_integer_value(json_object_get(want, "type"));
@@ -224,38 +246,42 @@ static void on_owned(PGresult *res, const struct err *err, void *ud)
 	size_t i;
 	json_t *c;
 	json_t *found = NULL;
-	if (!err) {
-		json_array_foreach(l->channels, i, c) {
-			const char *id = json_string_value(json_object_get(c, "id"));
-			const char *cp = json_string_value(json_object_get(c, "parent_id"));
-			int owned = 0;
-			for (int k = 0; res && k < PQntuples(res); k++)
-				owned |= strcmp(PQgetvalue(res, k, 0), id) == 0;
-			if (!owned && name &&
-			    strcmp(json_string_value(json_object_get(c, "name")), name) == 0 &&
-			    json_integer_value(json_object_get(c, "type")) == type &&
-			    ((!parent && !cp) || (parent && cp && strcmp(parent, cp) == 0))) {
-				found = c;
-				break;
-			}
+	if (err) {
+		json_decref(l->objects);
+		free(l);
+		mark_failed(j, err->msg, 0);
+		return;
+	}
+	json_array_foreach(l->objects, i, c) {
+		const char *id = json_string_value(json_object_get(c, "id"));
+		const char *cp = json_string_value(json_object_get(c, "parent_id"));
+		const char *cn = json_string_value(json_object_get(c, "name"));
+		int owned = 0;
+		for (int k = 0; res && k < PQntuples(res); k++)
+			owned |= id && strcmp(PQgetvalue(res, k, 0), id) == 0;
+		if (!owned && name && cn && strcmp(cn, name) == 0 &&
+		    (role || (json_integer_value(json_object_get(c, "type")) == type &&
+		              ((!parent && !cp) || (parent && cp && strcmp(parent, cp) == 0))))) {
+			found = c;
+			break;
 		}
 	}
 	if (found) {
 		/* created before a crash, never recorded: adopt it instead of creating a second */
-		json_t *res_json = json_pack("{s:O, s:b}", "channel_id",
+		json_t *res_json = json_pack("{s:O, s:b}", role ? "role_id" : "channel_id",
 		                             json_object_get(found, "id"), "adopted", 1);
 		metrics.outbox_adopted++;
-		json_decref(l->channels);
+		json_decref(l->objects);
 		free(l);
 		mark_done(j, res_json);
 		json_decref(res_json);
 		return;
 	}
-	json_decref(l->channels);
+	json_decref(l->objects);
 	free(l);
 	const char *args[] = {json_string_value(json_object_get(j->payload, "guild_id")), NULL};
-	submit(j, "POST", "/guilds/{guild_id}/channels", args, want,
-	       json_string_value(json_object_get(j->payload, "reason")), on_simple);
+	submit(j, "POST", role ? "/guilds/{guild_id}/roles" : "/guilds/{guild_id}/channels", args,
+	       want, json_string_value(json_object_get(j->payload, "reason")), on_simple);
 }
 
 static void on_channels(const struct rest_result *r, void *ud)
@@ -271,13 +297,20 @@ static void on_channels(const struct rest_result *r, void *ud)
 		return;
 	}
 	l->j = j;
-	l->channels = json_incref(r->body);
-	/* channels other rows already account for are not ours to adopt */
+	l->objects = json_incref(r->body);
+	/* objects other rows already account for, or that the bridge owns under another key,
+	 * are not ours to adopt */
+	json_t *own = json_object_get(j->payload, "own");
+	const char *p[] = {json_string_value(json_object_get(j->payload, "guild_id")),
+	                   own ? json_string_value(json_object_get(own, "kind")) : "",
+	                   own ? json_string_value(json_object_get(own, "key")) : ""};
 	if (db_query(j->ob->db,
 	             "SELECT result->>'channel_id' FROM outbox WHERE kind = 'channel_create' AND "
-	             "state = 'done' AND result ? 'channel_id'",
-	             0, NULL, on_owned, l, NULL) != 0) {
-		json_decref(l->channels);
+	             "state = 'done' AND result ? 'channel_id' UNION ALL "
+	             "SELECT discord_id FROM owned_objects WHERE guild_id = $1 AND "
+	             "discord_id IS NOT NULL AND NOT (kind = $2 AND key = $3)",
+	             3, p, on_owned, l, NULL) != 0) {
+		json_decref(l->objects);
 		free(l);
 		mark_failed(j, "database unavailable", 0);
 	}
@@ -322,13 +355,30 @@ static void run(struct job *j)
 			mark_failed(j, "payload lacks guild_id", 1);
 			return;
 		}
-		if (j->attempts <= 1) {
+		if (j->attempts <= 1 && !json_object_get(p, "own")) {
 			submit(j, "POST", "/guilds/{guild_id}/channels", args,
 			       json_object_get(p, "body"), reason, on_simple);
 			return;
 		}
-		/* a retry: the first attempt may have created it before we could record that */
+		/* a retry: the first attempt may have created it before we could record that; an
+		 * owned object is looked for every time, since its row may be run again after a
+		 * crash of the process that enqueued it */
 		submit(j, "GET", "/guilds/{guild_id}/channels", args, NULL, NULL, on_channels);
+	} else if (strcmp(j->kind, "role_create") == 0) {
+		const char *args[] = {guild, NULL};
+		if (!guild) {
+			mark_failed(j, "payload lacks guild_id", 1);
+			return;
+		}
+		submit(j, "GET", "/guilds/{guild_id}/roles", args, NULL, NULL, on_channels);
+	} else if (strcmp(j->kind, "channel_edit") == 0) {
+		const char *args[] = {json_string_value(json_object_get(p, "channel_id")), NULL};
+		if (!args[0]) {
+			mark_failed(j, "payload lacks channel_id", 1);
+			return;
+		}
+		submit(j, "PATCH", "/channels/{channel_id}", args, json_object_get(p, "body"),
+		       reason, on_simple);
 	} else if (strcmp(j->kind, "dm") == 0) {
 		json_t *b = json_pack("{s:O}", "recipient_id", json_object_get(p, "user_id"));
 		submit(j, "POST", "/users/@me/channels", NULL, b, NULL, on_dm_channel);

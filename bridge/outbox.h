@@ -22,8 +22,17 @@
  *   role_add, role_remove  {"guild_id", "user_id", "role_id", "reason"?}
  *   message_create         {"channel_id", "body": {...}}  (allowed_mentions defaults to none)
  *   message_edit           {"channel_id", "message_id", "body": {...}}
- *   channel_create         {"guild_id", "body": {"name", "type", "parent_id"?, ...}, "reason"?}
+ *   channel_create         {"guild_id", "body": {"name", "type", "parent_id"?, ...}, "reason"?,
+ *                           "own"?}
+ *   role_create            {"guild_id", "body": {"name", "color"?, ...}, "reason"?, "own"?}
+ *   channel_edit           {"guild_id", "channel_id", "body": {...}, "reason"?, "own"?}
  *   dm                     {"user_id", "body": {...}}
+ *
+ * Creations look first: a role, or a channel with "own", that already exists under the same
+ * name (and type and parent) and that no other row or owned object accounts for was created
+ * by an attempt whose answer was lost, and is adopted instead of created twice. "own"
+ * {"kind", "key", "name"?, "parent_id"?, "archived"?} records the object in owned_objects in
+ * the statement that marks the row done.
  * Enqueue with OUTBOX_INSERT inside the caller's own transaction. */
 
 #define OUTBOX_CHANNEL "outbox"

@@ -385,6 +385,8 @@ struct sync_sched {
 	size_t running_i;
 	char running_name[65];
 	int stopping;
+	void (*on_synced)(const char *source, int failed, void *ud);
+	void *on_synced_ud;
 };
 
 static unsigned interval_ms(const struct source_cfg *s)
@@ -434,6 +436,17 @@ static void sched_done(int failed, void *ud)
 	}
 	if (!s->stopping)
 		uv_timer_start(&s->timer, sched_tick, 0, 1000);
+	if (!s->stopping && s->on_synced)
+		s->on_synced(s->running_name, failed, s->on_synced_ud);
+}
+
+void sync_sched_on_synced(struct sync_sched *s,
+                          void (*cb)(const char *source, int failed, void *ud), void *ud)
+{
+	if (!s)
+		return;
+	s->on_synced = cb;
+	s->on_synced_ud = ud;
 }
 
 static void sched_tick(uv_timer_t *t)

@@ -43,6 +43,10 @@ struct sync_sched *sync_sched_start(uv_loop_t *loop, struct db *db, struct httpc
 /* The configuration changed to nc. Returns old when the caller may free it now; NULL when a
  * sync still reads it (the schedule frees it once that one ends). */
 struct config *sync_sched_reload(struct sync_sched *s, const struct config *nc, struct config *old);
+/* cb runs after each scheduled sync of a source (failed: it did not apply), so that the
+ * bridge can bring Discord in step with what changed. */
+void sync_sched_on_synced(struct sync_sched *s,
+                          void (*cb)(const char *source, int failed, void *ud), void *ud);
 /* Cancels a sync under way and releases the schedule once its timer is closed. */
 void sync_sched_stop(struct sync_sched *s);
 
