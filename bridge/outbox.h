@@ -23,6 +23,7 @@
  *   message_create         {"channel_id", "body": {...}}  (allowed_mentions defaults to none)
  *   message_edit           {"channel_id", "message_id", "body": {...}}
  *   channel_create         {"guild_id", "body": {"name", "type", "parent_id"?, ...}, "reason"?}
+ *   member_edit            {"guild_id", "user_id", "body": {"nick"?, ...}, "reason"?}
  *   dm                     {"user_id", "body": {...}}
  * Enqueue with OUTBOX_INSERT inside the caller's own transaction. */
 
