@@ -131,7 +131,8 @@ static void refill_done(struct refill *f)
 		cache_apply_json(d->cache, "GUILD_CREATE", f->guild);
 		request_members(d, json_string_value(json_object_get(f->guild, "id")));
 		ix_sync_commands(d->ix, json_string_value(json_object_get(f->guild, "id")));
-		reg_guild_ready(d->reg, d->cache, json_string_value(json_object_get(f->guild, "id")));
+		reg_guild_ready(d->reg, d->cache,
+		                json_string_value(json_object_get(f->guild, "id")));
 	}
 	json_decref(f->guild);
 	free(f);

@@ -330,7 +330,8 @@ static void run(struct job *j)
 		/* a retry: the first attempt may have created it before we could record that */
 		submit(j, "GET", "/guilds/{guild_id}/channels", args, NULL, NULL, on_channels);
 	} else if (strcmp(j->kind, "member_edit") == 0) {
-		const char *args[] = {guild, json_string_value(json_object_get(p, "user_id")), NULL};
+		const char *args[] = {guild, json_string_value(json_object_get(p, "user_id")),
+		                      NULL};
 		if (!args[0] || !args[1]) {
 			mark_failed(j, "payload lacks guild_id or user_id", 1);
 			return;

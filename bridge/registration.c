@@ -156,8 +156,7 @@ static void choices_free(struct choices *cs)
 	memset(cs, 0, sizeof(*cs));
 }
 
-static void choices_add(struct choices *cs, const char *name, const char *city,
-                        const char *program)
+static void choices_add(struct choices *cs, const char *name, const char *city, const char *program)
 {
 	for (size_t i = 0; i < cs->n; i++)
 		if (eq(cs->v[i].name, name))
@@ -228,7 +227,8 @@ static void build_choices(const struct mappings_guild *g, const struct mappings_
 		if (mappings_expand_set(g, &g->sets[s], t, nt, &out, &nout, NULL, &e) != 0)
 			continue;
 		for (size_t i = 0; i < nout; i++) {
-			const struct mappings_match *m = out[i].nmatches ? &out[i].matches[0] : NULL;
+			const struct mappings_match *m =
+			    out[i].nmatches ? &out[i].matches[0] : NULL;
 			if (m && !source_registers(g, m->source))
 				continue;
 			choices_add(cs, out[i].name, m ? m->city : NULL, m ? m->program : NULL);
@@ -365,16 +365,16 @@ static void on_failure_recorded(PGresult *res, const struct err *err, void *ud)
 
 /* A failure: one line in the audit channel, the attempt counted when it was a guess (person
  * may be NULL: the identifier named nobody), and the learner's message (taken). */
-static void refuse(struct rq *q, const char *reason, int counts, const char *person,
-                   char *message)
+static void refuse(struct rq *q, const char *reason, int counts, const char *person, char *message)
 {
 	const struct mappings_guild *g = guild_of(q);
 	char audit_ch[32] = "", who[40];
 	char *audit = NULL;
 	if (g) {
 		snprintf(who, sizeof(who), "<@%s>", q->user);
-		const char *vars[] = {"user", who, "reason", reason, "method",
-		                      method_name(g->registration.proof), NULL};
+		const char *vars[] = {"user", who,      "reason",
+		                      reason, "method", method_name(g->registration.proof),
+		                      NULL};
 		audit = text(g, MT_AUDIT_FAILED, vars);
 		channel_id(ix_cache(q->ix), q->guild, g->registration.audit_channel, audit_ch,
 		           sizeof(audit_ch));
@@ -436,8 +436,8 @@ static json_t *select_of(int step, const char *const *values, size_t n, size_t p
 	if (page >= pages)
 		page = 0;
 	for (size_t i = page * per; i < n && i < (page + 1) * per; i++)
-		json_array_append_new(opts, json_pack("{s:s, s:s}", "label", values[i], "value",
-		                                      values[i]));
+		json_array_append_new(
+		    opts, json_pack("{s:s, s:s}", "label", values[i], "value", values[i]));
 	if (n > MAX_OPTIONS) {
 		char v[32], label[64];
 		snprintf(v, sizeof(v), "~page:%zu", (page + 1) % pages);
@@ -512,8 +512,7 @@ static json_t *next_step(struct rq *q, const struct mappings_guild *g, const str
 		const char *vars[] = {"city", f->city, "program", f->program, NULL};
 		char *content = text(g, key, vars);
 		m = json_pack("{s:s, s:i, s:[o]}", "content", content, "flags", EPHEMERAL,
-		              "components",
-		              select_of(step, vals, n, page_step == step ? page : 0));
+		              "components", select_of(step, vals, n, page_step == step ? page : 0));
 		free(content);
 		free(vals);
 		return m;
@@ -522,14 +521,14 @@ static json_t *next_step(struct rq *q, const struct mappings_guild *g, const str
 	char content[300], *label = text(g, MT_REGISTER_BUTTON, NULL);
 	snprintf(content, sizeof(content), "**%s**", f->cohort);
 	m = json_pack("{s:s, s:i, s:[{s:i, s:[{s:i, s:i, s:s, s:s}]}]}", "content", content,
-	              "flags", EPHEMERAL, "components", "type", 1, "components", "type", 2,
-	              "style", 1, "label", label, "custom_id", "reg:go");
+	              "flags", EPHEMERAL, "components", "type", 1, "components", "type", 2, "style",
+	              1, "label", label, "custom_id", "reg:go");
 	free(label);
 	return m;
 }
 
 #define TUPLES_SQL                                                                                 \
-	"SELECT DISTINCT source, city, program, cohort FROM memberships WHERE status = 'active' " \
+	"SELECT DISTINCT source, city, program, cohort FROM memberships WHERE status = 'active' "  \
 	"AND source = ANY($1::text[])"
 
 struct pick {
@@ -626,8 +625,9 @@ static void on_registered_already(PGresult *res, const struct err *err, void *ud
 		return;
 	}
 	if (PQntuples(res) > 0) {
-		const char *vars[] = {"name", PQgetvalue(res, 0, 1), "cohort",
-		                      PQgetvalue(res, 0, 0), "roles", PQgetvalue(res, 0, 2), NULL};
+		const char *vars[] = {
+		    "name",  PQgetvalue(res, 0, 1), "cohort", PQgetvalue(res, 0, 0),
+		    "roles", PQgetvalue(res, 0, 2), NULL};
 		done(q, ephemeral(text(g, MT_REGISTERED, vars)));
 		pick_free(k);
 		return;
@@ -735,28 +735,29 @@ void reg_ix_go(struct ix *ix)
 		title[45] = '\0';
 	json_t *rows = json_array();
 	if (g->registration.proof == MAPPINGS_PROOF_PRETIX_ORDER) {
-		char *l1 = text(g, MT_ORDER_CODE_LABEL, NULL), *l2 = text(g, MT_ORDER_NAME_LABEL, NULL);
+		char *l1 = text(g, MT_ORDER_CODE_LABEL, NULL),
+		     *l2 = text(g, MT_ORDER_NAME_LABEL, NULL);
 		l1[strlen(l1) > 45 ? 45 : strlen(l1)] = '\0';
 		l2[strlen(l2) > 45 ? 45 : strlen(l2)] = '\0';
-		json_array_append_new(
-		    rows, json_pack("{s:i, s:[{s:i, s:s, s:s, s:i, s:i, s:b}]}", "type", 1,
-		                    "components", "type", 4, "custom_id", "code", "label", l1,
-		                    "style", 1, "max_length", 20, "required", 1));
-		json_array_append_new(
-		    rows, json_pack("{s:i, s:[{s:i, s:s, s:s, s:i, s:i, s:b}]}", "type", 1,
-		                    "components", "type", 4, "custom_id", "name", "label", l2,
-		                    "style", 1, "max_length", 200, "required", 1));
+		json_array_append_new(rows, json_pack("{s:i, s:[{s:i, s:s, s:s, s:i, s:i, s:b}]}",
+		                                      "type", 1, "components", "type", 4,
+		                                      "custom_id", "code", "label", l1, "style", 1,
+		                                      "max_length", 20, "required", 1));
+		json_array_append_new(rows, json_pack("{s:i, s:[{s:i, s:s, s:s, s:i, s:i, s:b}]}",
+		                                      "type", 1, "components", "type", 4,
+		                                      "custom_id", "name", "label", l2, "style", 1,
+		                                      "max_length", 200, "required", 1));
 		free(l1);
 		free(l2);
 	} else {
-		const char *vars[] = {"source",
-		                      g->registration.nsources ? g->registration.sources[0] : "", NULL};
+		const char *vars[] = {
+		    "source", g->registration.nsources ? g->registration.sources[0] : "", NULL};
 		char *l = text(g, MT_IDENTIFIER_LABEL, vars);
 		l[strlen(l) > 45 ? 45 : strlen(l)] = '\0';
-		json_array_append_new(
-		    rows, json_pack("{s:i, s:[{s:i, s:s, s:s, s:i, s:i, s:b}]}", "type", 1,
-		                    "components", "type", 4, "custom_id", "ident", "label", l,
-		                    "style", 1, "max_length", 200, "required", 1));
+		json_array_append_new(rows, json_pack("{s:i, s:[{s:i, s:s, s:s, s:i, s:i, s:b}]}",
+		                                      "type", 1, "components", "type", 4,
+		                                      "custom_id", "ident", "label", l, "style", 1,
+		                                      "max_length", 200, "required", 1));
 		free(l);
 	}
 	ix_modal(ix, json_pack("{s:s, s:s, s:o}", "custom_id", "reg:ident", "title", title,
@@ -786,8 +787,8 @@ static void on_claimed(PGresult *res, const struct err *err, void *ud)
 		char *t = text(g, MT_REGISTERED, vars);
 		if (q->update) {
 			char line[2300];
-			snprintf(line, sizeof(line), "Approved by <@%s>: <@%s>, %s:%s, %s", q->staff,
-			         q->user, q->source, q->person, q->cohort);
+			snprintf(line, sizeof(line), "Approved by <@%s>: <@%s>, %s:%s, %s",
+			         q->staff, q->user, q->source, q->person, q->cohort);
 			free(t);
 			done(q, json_pack("{s:s, s:[]}", "content", line, "components"));
 			return;
@@ -813,8 +814,8 @@ static void claim(struct rq *q, const char *method, int dm)
 	snprintf(who, sizeof(who), "<@%s>", q->user);
 	char entry[200];
 	snprintf(entry, sizeof(entry), "%.60s:%.120s", q->source, q->person);
-	const char *vars[] = {"user", who, "entry", entry, "cohort", q->cohort, "method", method,
-	                      NULL};
+	const char *vars[] = {"user",    who,      "entry", entry, "cohort",
+	                      q->cohort, "method", method,  NULL};
 	char *audit = text(g, MT_AUDIT_REGISTERED, vars);
 	const char *dvars[] = {"name", q->name, "cohort", q->cohort, "roles", q->cohort, NULL};
 	char *dm_text = dm ? text(g, MT_REGISTERED, dvars) : NULL;
@@ -1102,14 +1103,16 @@ static int order_code(const char *in, char *out, size_t cap)
 /* Candidate entries, one row per active membership:
  * person, source, name, name parts, group, city, program, cohort, holder, entry failures. */
 #define CANDIDATE_COLS                                                                             \
-	"SELECT p.external_id, p.source, coalesce(p.name, ''), coalesce((SELECT string_agg(v, ' ') " \
+	"SELECT p.external_id, p.source, coalesce(p.name, ''), coalesce((SELECT string_agg(v, ' "  \
+	"') "                                                                                      \
 	"FROM jsonb_each_text(CASE WHEN jsonb_typeof(p.extra->'name_parts') = 'object' THEN "      \
 	"p.extra->'name_parts' ELSE '{}' END) AS e(k, v) WHERE k <> '_scheme'), ''), m.group_id, " \
-	"m.city, m.program, m.cohort, (SELECT r.user_id FROM registrations r WHERE r.guild_id = "   \
+	"m.city, m.program, m.cohort, (SELECT r.user_id FROM registrations r WHERE r.guild_id = "  \
 	"$2 AND r.source = p.source AND r.person = p.external_id), (SELECT count(*) FROM "         \
 	"reg_attempts a WHERE a.guild_id = $2 AND a.source = p.source AND a.person = "             \
 	"p.external_id AND NOT a.ok AND a.at > now() - make_interval(mins => $3::int)) "           \
-	"FROM people p JOIN memberships m ON m.source = p.source AND m.person = p.external_id AND " \
+	"FROM people p JOIN memberships m ON m.source = p.source AND m.person = p.external_id "    \
+	"AND "                                                                                     \
 	"m.status = 'active' "
 
 static void on_candidates(PGresult *res, const struct err *err, void *ud)
@@ -1134,12 +1137,13 @@ static void on_candidates(PGresult *res, const struct err *err, void *ud)
 		int j = i;
 		while (j < n && eq(PQgetvalue(res, j, 0), PQgetvalue(res, i, 0)) &&
 		       eq(PQgetvalue(res, j, 1), PQgetvalue(res, i, 1))) {
-			rows[j] = (struct row){PQgetvalue(res, j, 1),
-			                       PQgetvalue(res, j, 0),
-			                       PQgetvalue(res, j, 4),
-			                       PQgetisnull(res, j, 5) ? NULL : PQgetvalue(res, j, 5),
-			                       PQgetisnull(res, j, 6) ? NULL : PQgetvalue(res, j, 6),
-			                       PQgetisnull(res, j, 7) ? NULL : PQgetvalue(res, j, 7)};
+			rows[j] =
+			    (struct row){PQgetvalue(res, j, 1),
+			                 PQgetvalue(res, j, 0),
+			                 PQgetvalue(res, j, 4),
+			                 PQgetisnull(res, j, 5) ? NULL : PQgetvalue(res, j, 5),
+			                 PQgetisnull(res, j, 6) ? NULL : PQgetvalue(res, j, 6),
+			                 PQgetisnull(res, j, 7) ? NULL : PQgetvalue(res, j, 7)};
 			j++;
 		}
 		if (in_cohort(g, q->cohort, rows + i, (size_t)(j - i))) {
@@ -1174,7 +1178,8 @@ static void on_candidates(PGresult *res, const struct err *err, void *ud)
 		return;
 	}
 	if (holder && !eq(holder, q->user)) {
-		refuse(q, "entry already taken", 0, q->person, fail_text(q, MT_FAIL_TAKEN, NULL, NULL));
+		refuse(q, "entry already taken", 0, q->person,
+		       fail_text(q, MT_FAIL_TAKEN, NULL, NULL));
 		proof_free(pf);
 		return;
 	}
@@ -1239,9 +1244,10 @@ static void on_flow_for_proof(PGresult *res, const struct err *err, void *ud)
 	if (g->registration.proof == MAPPINGS_PROOF_PRETIX_ORDER) {
 		char code[64], like[72];
 		if (!order_code(pf->ident, code, sizeof(code))) {
-			refuse(q, "no such roster entry", 1, NULL,
-			       fail_text(q, MT_FAIL_NOT_FOUND, "source",
-			                 g->registration.nsources ? g->registration.sources[0] : ""));
+			refuse(
+			    q, "no such roster entry", 1, NULL,
+			    fail_text(q, MT_FAIL_NOT_FOUND, "source",
+			              g->registration.nsources ? g->registration.sources[0] : ""));
 			proof_free(pf);
 			return;
 		}
@@ -1430,9 +1436,10 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 		return;
 	}
 	if (PQntuples(res) == 0) {
-		done(q, q->update ? json_pack("{s:s, s:[]}", "content",
-		                              "This request was already decided.", "components")
-		                  : ephemeral(strdup("There is no pending request for this member.")));
+		done(q, q->update
+		            ? json_pack("{s:s, s:[]}", "content",
+		                        "This request was already decided.", "components")
+		            : ephemeral(strdup("There is no pending request for this member.")));
 		return;
 	}
 	/* from here on, the learner's request is the one being answered */
@@ -1447,24 +1454,25 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 	}
 	char audit_ch[32], who[40], help[128], line[700];
 	snprintf(who, sizeof(who), "<@%s>", q->user);
-	const char *avars[] = {"user", who, "reason", "denied by staff", "method", "staff_approval",
-	                       NULL};
+	const char *avars[] = {"user",           who, "reason", "denied by staff", "method",
+	                       "staff_approval", NULL};
 	char *audit = text(g, MT_AUDIT_FAILED, avars);
 	help_mention(ix_cache(q->ix), g, q->guild, help, sizeof(help));
 	const char *dvars[] = {"help_channel", help, NULL};
 	char *denied = text(g, MT_DENIED, dvars);
 	channel_id(ix_cache(q->ix), q->guild, g->registration.audit_channel, audit_ch,
 	           sizeof(audit_ch));
-	const char *p[] = {q->guild, q->user, q->source, q->person, audit_ch, audit, denied,
-	                   PQgetvalue(res, 0, 5)};
-	db_query(q->r->db,
-	         "WITH a AS (INSERT INTO reg_attempts (guild_id, user_id, source, person, method, "
-	         "ok, reason) VALUES ($1, $2, $3, $4, 'staff_approval', false, 'denied')), "
-	         "d AS (INSERT INTO outbox (guild_id, kind, key, payload) VALUES ($1::bigint, 'dm', "
-	         "'reg-denied:' || $8, jsonb_build_object('user_id', $2::text, 'body', "
-	         "jsonb_build_object('content', $7::text))) ON CONFLICT (key) DO NOTHING) "
-	         "SELECT cb_reg_audit($1, $5, $6)",
-	         8, p, on_failure_recorded, q, NULL);
+	const char *p[] = {q->guild, q->user, q->source, q->person,
+	                   audit_ch, audit,   denied,    PQgetvalue(res, 0, 5)};
+	db_query(
+	    q->r->db,
+	    "WITH a AS (INSERT INTO reg_attempts (guild_id, user_id, source, person, method, "
+	    "ok, reason) VALUES ($1, $2, $3, $4, 'staff_approval', false, 'denied')), "
+	    "d AS (INSERT INTO outbox (guild_id, kind, key, payload) VALUES ($1::bigint, 'dm', "
+	    "'reg-denied:' || $8, jsonb_build_object('user_id', $2::text, 'body', "
+	    "jsonb_build_object('content', $7::text))) ON CONFLICT (key) DO NOTHING) "
+	    "SELECT cb_reg_audit($1, $5, $6)",
+	    8, p, on_failure_recorded, q, NULL);
 	free(audit);
 	free(denied);
 	snprintf(line, sizeof(line), "Denied by <@%s>: <@%s>, %s:%s, %s", q->staff, q->user,
@@ -1474,7 +1482,7 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 }
 
 #define DECIDE_SQL                                                                                 \
-	"UPDATE reg_approvals a SET state = $3, decided_by = $4, decided_at = now() WHERE "      \
+	"UPDATE reg_approvals a SET state = $3, decided_by = $4, decided_at = now() WHERE "        \
 	"a.guild_id = $1 AND a.state = 'pending' AND %s RETURNING a.user_id, a.source, a.person, " \
 	"coalesce(a.cohort, ''), coalesce((SELECT name FROM people WHERE source = a.source AND "   \
 	"external_id = a.person), ''), a.id"
@@ -1674,7 +1682,8 @@ void reg_cmd_lookup(struct ix *ix)
 	/* a mention <@123> or <@!123> is the user id */
 	size_t k = 0;
 	for (const char *s = who; *s && k + 1 < sizeof(key); s++)
-		if (!(*s == '<' || *s == '>' || *s == '@' || (*s == '!' && s > who && s[-1] == '@')))
+		if (!(*s == '<' || *s == '>' || *s == '@' ||
+		      (*s == '!' && s > who && s[-1] == '@')))
 			key[k++] = *s;
 	key[k] = '\0';
 	const char *p[] = {q->guild, key};
@@ -1752,8 +1761,8 @@ void reg_guild_ready(struct reg *r, struct cache *c, const char *guild_id)
 	const char *p[] = {guild_id, ch, text_body, hash};
 	char *gid = strdup(guild_id);
 	if (!text_body || !gid ||
-	    db_query(r->db, "SELECT cb_reg_message($1, $2, $3::jsonb, $4)", 4, p,
-	             on_message_state, gid, NULL) != 0)
+	    db_query(r->db, "SELECT cb_reg_message($1, $2, $3::jsonb, $4)", 4, p, on_message_state,
+	             gid, NULL) != 0)
 		free(gid);
 	free(text_body);
 }
