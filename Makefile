@@ -10,7 +10,7 @@
 #   make SANITIZE=address,undefined test   the same suite under sanitizers (built in build/san)
 
 CC       ?= cc
-PKGS     := libuv libwebsockets libcurl jansson libpq zlib
+PKGS     := libuv libwebsockets libcurl jansson libpq zlib libutf8proc
 # libxml2 and libical are loaded when the first XML document or calendar arrives
 # (connectors/xmllib.c, connectors/icallib.c): their headers only, no link
 PKGS_DL  := libxml-2.0 libical

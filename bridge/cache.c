@@ -552,6 +552,15 @@ uint64_t cache_role_by_name(const struct cache *c, uint64_t guild, const char *n
 	return 0;
 }
 
+uint64_t cache_channel_by_name(const struct cache *c, uint64_t guild, const char *name)
+{
+	const struct guild *g = find_guild(c, guild);
+	for (size_t i = 0; g && g->arena && i < g->nchannels; i++)
+		if (g->channels[i].type == 0 && strcmp(g->arena + g->channels[i].name, name) == 0)
+			return g->channels[i].id;
+	return 0;
+}
+
 size_t cache_bytes(const struct cache *c)
 {
 	size_t n = sizeof(*c) + c->cap * sizeof(struct guild);

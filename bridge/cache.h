@@ -41,6 +41,8 @@ int cache_members_complete(const struct cache *c, uint64_t guild);
 int cache_member(const struct cache *c, uint64_t guild, uint64_t user, struct cache_member *out);
 /* The role's id by name, 0 when none. */
 uint64_t cache_role_by_name(const struct cache *c, uint64_t guild, const char *name);
+/* The id of the guild's text channel called name (the first one), 0 when none. */
+uint64_t cache_channel_by_name(const struct cache *c, uint64_t guild, const char *name);
 /* Bytes the cache holds (its own structures, not the allocator's overhead). */
 size_t cache_bytes(const struct cache *c);
 

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "discord.h"
 #include "log.h"
+#include "registration.h"
 #include "version.h"
 
 static void about(struct ix *ix)
@@ -62,5 +63,28 @@ const struct ix_def commands[] = {
      about},
     {IX_COMMAND, "status", "The bridge's health: gateway, cache and pending actions", NULL,
      IX_STAFF | IX_EPHEMERAL, status},
+    /* registration (bridge/registration.c) */
+    {IX_COMPONENT, "reg:start", NULL, NULL, IX_EPHEMERAL, reg_ix_start},
+    {IX_COMPONENT, "reg:pick", NULL, NULL, IX_EPHEMERAL | IX_UPDATE, reg_ix_pick},
+    {IX_COMPONENT, "reg:go", NULL, NULL, IX_MODAL, reg_ix_go},
+    {IX_MODAL_SUBMIT, "reg:ident", NULL, NULL, IX_EPHEMERAL, reg_ix_ident},
+    {IX_COMPONENT, "reg:code", NULL, NULL, IX_MODAL, reg_ix_code},
+    {IX_MODAL_SUBMIT, "reg:codesub", NULL, NULL, IX_EPHEMERAL, reg_ix_code_submit},
+    {IX_COMPONENT, "reg:decide", NULL, NULL, IX_STAFF | IX_UPDATE, reg_ix_decide},
+    {IX_COMMAND, "link", "Link a member to a roster entry",
+     "[{\"type\": 6, \"name\": \"user\", \"description\": \"The member\", \"required\": true},"
+     " {\"type\": 3, \"name\": \"entry\", \"description\": \"source:id, id or e-mail\","
+     " \"required\": true}]",
+     IX_STAFF | IX_EPHEMERAL, reg_cmd_link},
+    {IX_COMMAND, "unlink", "Release a member's roster entry",
+     "[{\"type\": 6, \"name\": \"user\", \"description\": \"The member\", \"required\": true}]",
+     IX_STAFF | IX_EPHEMERAL, reg_cmd_unlink},
+    {IX_COMMAND, "approve", "Approve a member's pending registration",
+     "[{\"type\": 6, \"name\": \"user\", \"description\": \"The member\", \"required\": true}]",
+     IX_STAFF | IX_EPHEMERAL, reg_cmd_approve},
+    {IX_COMMAND, "lookup", "Who holds a roster entry, or which entry a member holds",
+     "[{\"type\": 3, \"name\": \"who\", \"description\": \"A member (id or mention) or an "
+     "entry\", \"required\": true}]",
+     IX_STAFF | IX_EPHEMERAL, reg_cmd_lookup},
 };
 const size_t commands_count = sizeof(commands) / sizeof(commands[0]);

@@ -18,6 +18,7 @@
 #include "mappings.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "registration.h"
 #include "secret.h"
 #include "sync.h"
 
@@ -34,6 +35,7 @@ struct daemon {
 	struct sync_sched *sched;
 	struct reconcile *reconcile; /* the run under way, or NULL */
 	int reconcile_again;         /* something changed while it ran */
+	struct reg *reg;
 	char *token;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_check_t iter;
@@ -320,6 +322,7 @@ static void on_reload(uv_signal_t *s, int signum)
 	int rerun = d->reconcile != NULL;
 	reconcile_cancel(d->reconcile);
 	d->reconcile = NULL;
+	reg_set_config(d->reg, nc, nm); /* before the old ones go */
 	mappings_free(d->maps);
 	d->maps = nm;
 	if (rerun)
@@ -371,6 +374,9 @@ static void on_migrated(int rc, const struct err *err, const struct migrate_repo
 		stop(d, 1);
 		return;
 	}
+	d->reg = reg_new(d->loop, d->db, d->httpc);
+	reg_set_config(d->reg, d->cfg, d->maps);
+	discord_set_registration(d->discord, d->reg);
 	struct outbox_opts oo = {.lease_ms = d->cfg->outbox_lease_ms,
 	                         .batch = d->cfg->outbox_batch};
 	d->outbox = outbox_new(d->loop, d->db, discord_rest(d->discord), &oo, &e);
@@ -520,6 +526,7 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	httpd_free(d.httpd);
 	discord_free(d.discord);
+	reg_free(d.reg);
 	outbox_free(d.outbox);
 	free(d.token);
 	mappings_free(d.maps);

@@ -9,6 +9,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "metrics.h"
+#include "registration.h"
 
 #define SAVE_EVERY_MS 2000
 #define SHARD         0
@@ -29,6 +30,7 @@ struct discord {
 	long saved_seq;
 	struct cache *cache;
 	struct ix_router *ix;
+	struct reg *reg;
 	json_t *chunk_retry; /* guild id -> when (loop ms) to ask for its members again */
 	/* retry_timer serves the /gateway/bot retry before the gateway is up and the chunk
 	 * retries after it; the two are never pending at once. */
@@ -129,6 +131,8 @@ static void refill_done(struct refill *f)
 		cache_apply_json(d->cache, "GUILD_CREATE", f->guild);
 		request_members(d, json_string_value(json_object_get(f->guild, "id")));
 		ix_sync_commands(d->ix, json_string_value(json_object_get(f->guild, "id")));
+		reg_guild_ready(d->reg, d->cache,
+		                json_string_value(json_object_get(f->guild, "id")));
 	}
 	json_decref(f->guild);
 	free(f);
@@ -197,7 +201,18 @@ static void on_dispatch(void *ud, const char *t, const struct jtok *j, int data,
 		if (jtok_str(j, jtok_get(j, data, "id"), gid, sizeof(gid)) > 0) {
 			request_members(d, gid);
 			ix_sync_commands(d->ix, gid);
+			reg_guild_ready(d->reg, d->cache, gid);
 		}
+	} else if (strcmp(t, "CHANNEL_CREATE") == 0 || strcmp(t, "CHANNEL_UPDATE") == 0) {
+		/* the registration channel may be created after the guild came up */
+		char gid[24];
+		if (jtok_str(j, jtok_get(j, data, "guild_id"), gid, sizeof(gid)) > 0)
+			reg_guild_ready(d->reg, d->cache, gid);
+	} else if (strcmp(t, "GUILD_MEMBER_ADD") == 0) {
+		char gid[24], uid[24];
+		if (jtok_str(j, jtok_get(j, data, "guild_id"), gid, sizeof(gid)) > 0 &&
+		    jtok_str(j, jtok_get(j, jtok_get(j, data, "user"), "id"), uid, sizeof(uid)) > 0)
+			reg_member_joined(d->reg, gid, uid);
 	} else if (strcmp(t, "READY") == 0) {
 		char app[24];
 		if (jtok_str(j, jtok_get(j, jtok_get(j, data, "application"), "id"), app,
@@ -414,6 +429,17 @@ const char *discord_state(const struct discord *d)
 int discord_ready(const struct discord *d)
 {
 	return d && strcmp(d->state, "ready") == 0;
+}
+
+void discord_set_registration(struct discord *d, struct reg *r)
+{
+	if (d)
+		d->reg = r;
+}
+
+struct reg *discord_registration(struct discord *d)
+{
+	return d ? d->reg : NULL;
 }
 
 struct rest *discord_rest(struct discord *d)

@@ -29,6 +29,12 @@ const char *discord_state(const struct discord *d);
 int discord_ready(const struct discord *d);
 struct rest *discord_rest(struct discord *d);
 
+/* The registration module the interaction handlers and member events reach (borrowed; NULL
+ * until set). */
+struct reg;
+void discord_set_registration(struct discord *d, struct reg *r);
+struct reg *discord_registration(struct discord *d);
+
 /* Saves the session (a queued database write) and closes; the loop must run down, then
  * discord_free. */
 void discord_stop(struct discord *d);

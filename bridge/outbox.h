@@ -26,6 +26,7 @@
  *                           "own"?}
  *   role_create            {"guild_id", "body": {"name", "color"?, ...}, "reason"?, "own"?}
  *   channel_edit           {"guild_id", "channel_id", "body": {...}, "reason"?, "own"?}
+ *   member_edit            {"guild_id", "user_id", "body": {"nick"?, ...}, "reason"?}
  *   dm                     {"user_id", "body": {...}}
  *
  * Creations look first: a role, or a channel with "own", that already exists under the same
