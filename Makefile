@@ -2,7 +2,8 @@
 #
 #   make            build build/cohortbridge
 #   make test       install missing packages, build, run the whole suite on a throwaway PostgreSQL
-#   make demo       install missing packages, build, run the bridge on an embedded PostgreSQL
+#   make demo       install missing packages, build, show the bridge at work on an embedded
+#                   PostgreSQL and the Discord simulator: plan, channels, learners registering
 #   make bench      benchmarks of the hot paths, with figures and ratios
 #   make lint       clang-format check, cppcheck, clang-tidy, banned functions
 #   make fuzz       libFuzzer on the readers of outside bytes, FUZZ_SECONDS (60) each
@@ -123,6 +124,8 @@ test: deps
 	  sh deploy/pg-dev run $(TESTBIN)
 
 demo: deps
+	@# the demo acts as learners through the simulator's control API with curl and jq
+	@sh deploy/install-deps curl jq
 	@$(MAKE) --no-print-directory $(BIN) $(SIMBIN)
 	@COHORTBRIDGE_BIN=$(BIN) DISCORD_SIM_BIN=$(SIMBIN) sh deploy/pg-dev run bash deploy/demo
 
