@@ -11,15 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define P_ADMINISTRATOR         (1ull << 3)
-#define P_MANAGE_CHANNELS       (1ull << 4)
-#define P_VIEW_CHANNEL          (1ull << 10)
-#define P_SEND_MESSAGES         (1ull << 11)
-#define P_EMBED_LINKS           (1ull << 14)
-#define P_READ_MESSAGE_HISTORY  (1ull << 16)
-#define P_CONNECT               (1ull << 20)
-#define P_MANAGE_NICKNAMES      (1ull << 27)
-#define P_MANAGE_ROLES          (1ull << 28)
+#define P_ADMINISTRATOR        (1ull << 3)
+#define P_MANAGE_CHANNELS      (1ull << 4)
+#define P_VIEW_CHANNEL         (1ull << 10)
+#define P_SEND_MESSAGES        (1ull << 11)
+#define P_EMBED_LINKS          (1ull << 14)
+#define P_READ_MESSAGE_HISTORY (1ull << 16)
+#define P_CONNECT              (1ull << 20)
+#define P_MANAGE_NICKNAMES     (1ull << 27)
+#define P_MANAGE_ROLES         (1ull << 28)
 
 /* Application flags: an intent is usable when either its full or its _LIMITED flag is set. */
 static const struct {
@@ -285,7 +285,8 @@ static const json_t *channel_named(const json_t *channels, const char *name)
 	json_t *c;
 	json_array_foreach(channels, i, c) {
 		json_int_t type = json_integer_value(json_object_get(c, "type"));
-		if ((type == 0 || type == 5) && jstr(c, "name") && strcmp(jstr(c, "name"), name) == 0)
+		if ((type == 0 || type == 5) && jstr(c, "name") &&
+		    strcmp(jstr(c, "name"), name) == 0)
 			return c;
 	}
 	return NULL;
@@ -351,7 +352,8 @@ static void check_hierarchy(struct doctor *d, const struct mappings_guild *g, co
 		        top_name ? "\"" : "", above, top_name ? "\"" : "",
 		        top_name ? top_name : "the bot's role", top_name ? "\"" : "");
 	else
-		ok(d, "%s: the bot's highest role%s%s%s is above the %zu managed role(s) that exist",
+		ok(d,
+		   "%s: the bot's highest role%s%s%s is above the %zu managed role(s) that exist",
 		   gname, top_name ? " \"" : "", top_name ? top_name : "", top_name ? "\"" : "",
 		   existing);
 }
@@ -416,7 +418,8 @@ static void check_guild(struct doctor *d, const struct mappings_guild *g)
 	get(d, "/guilds/{guild_id}/members/{user_id}", args, &mem);
 	if (mem.status != 200 || !json_is_object(mem.body)) {
 		if (mem.status == 404 || mem.status == 403)
-			problem(d, "%s: the bot is not in this server: invite it with the URL below",
+			problem(d,
+			        "%s: the bot is not in this server: invite it with the URL below",
 			        gname);
 		else
 			problem(d, "%s: cannot read the bot's member: %s", gname,
@@ -430,7 +433,9 @@ static void check_guild(struct doctor *d, const struct mappings_guild *g)
 	if (roles.status != 200 || !json_is_array(roles.body) || chans.status != 200 ||
 	    !json_is_array(chans.body)) {
 		problem(d, "%s: cannot read its roles and channels: %s", gname,
-		        roles.msg[0] ? roles.msg : chans.msg[0] ? chans.msg : "unexpected answer");
+		        roles.msg[0]   ? roles.msg
+		        : chans.msg[0] ? chans.msg
+		                       : "unexpected answer");
 		goto done;
 	}
 	check_hierarchy(d, g, gname, roles.body, mem.body);
@@ -526,7 +531,8 @@ int doctor_run(uv_loop_t *loop, struct rest *rest, const struct mappings *m,
 	/* The bridge reads members and their changes: GUILD_MEMBERS whatever the config says. */
 	check_intents(&d, o->intents | (1u << 1), app_id, sizeof(app_id));
 	if (!m->nguilds)
-		problem(&d, "mappings: they describe no guild: write a mapping file for the server");
+		problem(&d,
+		        "mappings: they describe no guild: write a mapping file for the server");
 	for (size_t i = 0; i < m->nguilds; i++)
 		if (!o->guild || strcmp(o->guild, m->guilds[i].guild_id) == 0)
 			check_guild(&d, &m->guilds[i]);

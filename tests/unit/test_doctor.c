@@ -30,24 +30,25 @@ static struct outcome doctor(const struct world_opts *w, const char *token,
                              const char *const *extra)
 {
 	char world[2048], sdir[96], dir[96], cfg[1024], envcfg[600], envtok[200];
-	snprintf(world, sizeof(world),
-	         "{\"application\": {\"name\": \"Academy bot\", \"privileged_intents\": %s}, "
-	         "\"guilds\": [{\"id\": \"" GUILD "\", \"name\": \"Doctor Academy\", "
-	         "\"roles\": [{\"name\": \"@everyone\", \"permissions\": \"0\"}, "
-	         "{\"id\": \"9001\", \"name\": \"Learner\", \"position\": 1}, "
-	         "{\"id\": \"9002\", \"name\": \"Coach\", \"position\": %d}, "
-	         "{\"id\": \"9003\", \"name\": \"cohortbridge\", \"position\": 3, "
-	         "\"permissions\": \"" NEEDED "\", \"bot\": true}], "
-	         "\"channels\": [{\"name\": \"register\", \"type\": 0, \"permission_overwrites\": "
-	         "[{\"id\": \"" GUILD "\", \"type\": 0, \"allow\": \"1024\", \"deny\": \"2048\"}%s]}, "
-	         "{\"name\": \"help\", \"type\": 0, \"permission_overwrites\": []}, "
-	         "{\"name\": \"audit\", \"type\": 0, \"permission_overwrites\": [{\"id\": \"" GUILD
-	         "\", \"type\": 0, \"allow\": \"0\", \"deny\": \"1024\"}, {\"id\": \"9003\", "
-	         "\"type\": 0, \"allow\": \"3072\", \"deny\": \"0\"}]}], "
-	         "\"members\": [{\"user\": {\"id\": \"501\", \"username\": \"ada\"}, \"roles\": [], "
-	         "\"owner\": true}]}]}",
-	         w->intents ? w->intents : "[\"GUILD_MEMBERS\"]", w->coach_position,
-	         w->register_ow ? w->register_ow : "");
+	snprintf(
+	    world, sizeof(world),
+	    "{\"application\": {\"name\": \"Academy bot\", \"privileged_intents\": %s}, "
+	    "\"guilds\": [{\"id\": \"" GUILD "\", \"name\": \"Doctor Academy\", "
+	    "\"roles\": [{\"name\": \"@everyone\", \"permissions\": \"0\"}, "
+	    "{\"id\": \"9001\", \"name\": \"Learner\", \"position\": 1}, "
+	    "{\"id\": \"9002\", \"name\": \"Coach\", \"position\": %d}, "
+	    "{\"id\": \"9003\", \"name\": \"cohortbridge\", \"position\": 3, "
+	    "\"permissions\": \"" NEEDED "\", \"bot\": true}], "
+	    "\"channels\": [{\"name\": \"register\", \"type\": 0, \"permission_overwrites\": "
+	    "[{\"id\": \"" GUILD "\", \"type\": 0, \"allow\": \"1024\", \"deny\": \"2048\"}%s]}, "
+	    "{\"name\": \"help\", \"type\": 0, \"permission_overwrites\": []}, "
+	    "{\"name\": \"audit\", \"type\": 0, \"permission_overwrites\": [{\"id\": \"" GUILD
+	    "\", \"type\": 0, \"allow\": \"0\", \"deny\": \"1024\"}, {\"id\": \"9003\", "
+	    "\"type\": 0, \"allow\": \"3072\", \"deny\": \"0\"}]}], "
+	    "\"members\": [{\"user\": {\"id\": \"501\", \"username\": \"ada\"}, \"roles\": [], "
+	    "\"owner\": true}]}]}",
+	    w->intents ? w->intents : "[\"GUILD_MEMBERS\"]", w->coach_position,
+	    w->register_ow ? w->register_ow : "");
 	char wpath[600];
 	snprintf(wpath, sizeof(wpath), "%s", th_write_file(0, "world.json", world));
 	const char *args[] = {"--world", wpath, "--ratelimits", "off", NULL};
@@ -106,8 +107,8 @@ static void test_doctor_healthy_setup_passes(void **state)
 	assert_non_null(strstr(o.out, "the bot's highest role \"cohortbridge\" is above the 2"));
 	assert_non_null(strstr(o.out, "the bot can view and send in #register"));
 	assert_non_null(strstr(o.out, "the bot can view and send in #audit"));
-	assert_non_null(strstr(o.out, "&scope=bot%20applications.commands&permissions=" NEEDED
-	                              "\n"));
+	assert_non_null(
+	    strstr(o.out, "&scope=bot%20applications.commands&permissions=" NEEDED "\n"));
 	assert_non_null(strstr(o.out, "https://discord.com/oauth2/authorize?client_id="));
 	assert_non_null(strstr(o.out, "MANAGE_NICKNAMES"));
 	assert_null(strstr(o.out, "CONNECT"));
@@ -169,7 +170,8 @@ static void test_doctor_overwrite_denies_send_in_registration(void **state)
 	w.register_ow = ", {\"id\": \"9003\", \"type\": 0, \"allow\": \"0\", \"deny\": \"2048\"}";
 	o = doctor(&w, "sim-token", NULL);
 	assert_int_equal(o.rc, 1);
-	assert_non_null(strstr(o.out, "the channel's overwrite for @everyone, cohortbridge denies"));
+	assert_non_null(
+	    strstr(o.out, "the channel's overwrite for @everyone, cohortbridge denies"));
 	free(o.out);
 }
 
