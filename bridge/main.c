@@ -13,6 +13,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
+#include "doctor.h"
 #include "log.h"
 #include "mappings.h"
 #include "migrate.h"
@@ -584,6 +585,94 @@ static int cmd_apply(int argc, char **argv)
 	return cmd_reconcile(argc, argv, 1);
 }
 
+/* --- doctor ---------------------------------------------------------------------------------- */
+
+static int cmd_doctor(int argc, char **argv)
+{
+	const char *guild = NULL;
+	char **args = calloc((size_t)argc + 1, sizeof(char *));
+	int n = 0;
+	if (!args)
+		return 1;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--guild") == 0) {
+			if (i + 1 >= argc) {
+				free(args);
+				usage_error("--guild needs a guild id");
+				return 2;
+			}
+			guild = argv[++i];
+		} else if (i > 0 && strncmp(argv[i], "--guild=", 8) == 0) {
+			guild = argv[i] + 8;
+		} else {
+			args[n++] = argv[i];
+		}
+	}
+	int rc = parse_cmd(find_command("doctor"), n, args, NULL, NULL, NULL, 0);
+	free(args);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	struct config *cfg;
+	if (load_config(&cfg) != 0)
+		return 1;
+	struct diags diags = {0};
+	struct err err = {0};
+	struct mappings *m =
+	    mappings_load(cfg->mappings_dir, cfg, cfg->mappings_dir_set, &diags, &err);
+	if (!m) {
+		if (diags.n)
+			diags_print(&diags, stderr);
+		else
+			cli_error("cohortbridge doctor: %s", err.msg);
+		diags_clear(&diags);
+		config_free(cfg);
+		return 1;
+	}
+	if (guild && !mappings_guild(m, guild)) {
+		fprintf(stderr, "cohortbridge doctor: no mapping file describes guild %s\n", guild);
+		mappings_free(m);
+		config_free(cfg);
+		return 2;
+	}
+	char *token = NULL;
+	rc = secret_get("DISCORD_TOKEN", &token, &err);
+	if (rc != 0) {
+		printf("problem  token: %s\n",
+		       rc < 0 ? err.msg
+		              : "DISCORD_TOKEN is not set (nor DISCORD_TOKEN_FILE): set it to the "
+		                "bot's token from the Developer Portal (Bot → Reset Token)");
+		mappings_free(m);
+		config_free(cfg);
+		return 1;
+	}
+	struct httpc *http = httpc_new(uv_default_loop(), &err);
+	struct rest *rest = NULL;
+	if (http) {
+		struct rest_opts ro = {.base_url = cfg->discord_api_url,
+		                       .token = token,
+		                       .global_limit = cfg->discord_global_limit,
+		                       .global_window_ms = cfg->discord_global_window_ms,
+		                       .max_retries = 2};
+		rest = rest_new(uv_default_loop(), http, &ro, &err);
+	}
+	rc = 1;
+	if (rest) {
+		struct doctor_opts o = {guild, cfg->discord_intents, stdout};
+		rc = doctor_run(uv_default_loop(), rest, m, &o);
+		rest_free(rest);
+	} else {
+		cli_error("cohortbridge doctor: %s", err.msg);
+	}
+	if (http)
+		httpc_close(http);
+	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+	uv_loop_close(uv_default_loop());
+	free(token);
+	mappings_free(m);
+	config_free(cfg);
+	return rc;
+}
+
 /* --- ical expand ----------------------------------------------------------------------------- */
 
 static void ical_warned(const char *feed, int line, const char *msg, void *ud)
@@ -873,6 +962,19 @@ static const struct command commands[] = {
      "  --guild ID         only this guild\n"
      "  --allow-removals   confirm removals beyond the share\n",
      cmd_apply},
+    {"doctor", "check the Discord set-up",
+     " [--guild ID]\n\n"
+     "Checks, one line each, \"ok\" or \"problem\" with what to do: the token works; the\n"
+     "application has the privileged intents the bridge needs (GUILD_MEMBERS, and any other\n"
+     "the configuration asks for); for each guild in the mapping files, the bot is in it, its\n"
+     "highest role sits above every role the mappings name that exists, it holds the guild\n"
+     "permissions the mappings need (ADMINISTRATOR counts as all), and it can view and send\n"
+     "in the registration, help, approval and audit channels after their overwrites. Then\n"
+     "prints the invite URL with exactly the permissions the mappings need. Changes nothing;\n"
+     "needs no database. Exit status 0 when all is well, 1 when a problem was found.\n\n"
+     "options:\n"
+     "  --guild ID   only this guild\n",
+     cmd_doctor},
     {"ical", "expand a calendar feed",
      " expand FILE_OR_URL --from DATE --to DATE [--tz ZONE]\n\n"
      "Prints every instance of the feed's events that overlaps the window [--from, --to) as one\n"

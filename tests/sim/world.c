@@ -256,6 +256,18 @@ static int load_file(const char *file, char *err, size_t errsize)
 				w->privileged |= I_MESSAGE_CONTENT;
 		}
 		json_object_del(w->app, "privileged_intents");
+		/* The application's flags say the same as the list (the _LIMITED bits, as for a bot
+		 * in fewer than 100 servers), unless the file gives flags of its own. */
+		if (!json_object_get(app, "flags")) {
+			long long f = 0;
+			if (w->privileged & I_GUILD_PRESENCES)
+				f |= 1 << 13;
+			if (w->privileged & I_GUILD_MEMBERS)
+				f |= 1 << 15;
+			if (w->privileged & I_MESSAGE_CONTENT)
+				f |= 1 << 19;
+			json_object_set_new(w->app, "flags", json_integer(f));
+		}
 	}
 	const char *bot_name =
 	    json_string_value(json_object_get(json_object_get(root, "bot"), "username"));
