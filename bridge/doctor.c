@@ -164,7 +164,7 @@ static int has_voice(const struct mappings_guild *g)
 unsigned long long doctor_needed(const struct mappings_guild *g)
 {
 	unsigned long long p = P_MANAGE_ROLES | P_MANAGE_CHANNELS | P_VIEW_CHANNEL |
-	                       P_SEND_MESSAGES | P_EMBED_LINKS | P_READ_MESSAGE_HISTORY;
+	                       P_SEND_MESSAGES | P_READ_MESSAGE_HISTORY;
 	if (has_voice(g))
 		p |= P_CONNECT;
 	if (g->registration.proof != MAPPINGS_PROOF_NONE && g->registration.set_nickname)
@@ -522,7 +522,7 @@ int doctor_run(uv_loop_t *loop, struct rest *rest, const struct mappings *m,
 			need |= doctor_needed(&m->guilds[i]);
 	if (!need)
 		need = P_MANAGE_ROLES | P_MANAGE_CHANNELS | P_VIEW_CHANNEL | P_SEND_MESSAGES |
-		       P_EMBED_LINKS | P_READ_MESSAGE_HISTORY;
+		       P_READ_MESSAGE_HISTORY;
 	if (check_token(&d) != 0) {
 		fprintf(d.out, "\nthe invite URL needs a working token\n");
 		return 1;

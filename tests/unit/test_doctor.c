@@ -11,9 +11,9 @@
 
 #define GUILD "934567890123456789"
 
-/* MANAGE_CHANNELS, VIEW_CHANNEL, SEND_MESSAGES, EMBED_LINKS, READ_MESSAGE_HISTORY,
+/* MANAGE_CHANNELS, VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY,
  * MANAGE_NICKNAMES (set_nickname), MANAGE_ROLES; no voice channel, so no CONNECT. */
-#define NEEDED "402738192"
+#define NEEDED "402721808"
 
 struct world_opts {
 	const char *intents;     /* the application's privileged_intents, as JSON */
