@@ -203,10 +203,11 @@ static void own_cohort_roles(struct bed *b)
 		}
 	}
 	json_decref(st);
-	assert_true(wait_count(b,
-	                       "SELECT count(*) FROM owned_objects WHERE kind = 'role' AND key LIKE "
-	                       "'cohort:%' AND discord_id IS NOT NULL",
-	                       n, 30000));
+	assert_true(
+	    wait_count(b,
+	               "SELECT count(*) FROM owned_objects WHERE kind = 'role' AND key LIKE "
+	               "'cohort:%' AND discord_id IS NOT NULL",
+	               n, 30000));
 }
 
 static void bed_up(struct bed *b, int defer_ms)
