@@ -34,6 +34,7 @@ GROUP(group_calendars);
 GROUP(group_mappings);
 GROUP(group_reconcile);
 GROUP(group_registration);
+GROUP(group_staff);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);

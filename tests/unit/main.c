@@ -11,7 +11,8 @@ int main(void)
 	GROUP((*groups[])) = {group_core,      group_loop,     group_cli,       group_sim,
 	                      group_rest,      group_gateway,  group_cache,     group_outbox,
 	                      group_interact,  group_sources,  group_moodle,    group_ical,
-	                      group_calendars, group_mappings, group_reconcile, group_registration};
+	                      group_calendars, group_mappings, group_reconcile, group_registration,
+	                      group_staff};
 	int run = 0, failed = 0;
 	const char *filter = getenv("TEST_FILTER");
 	if (filter && *filter)
