@@ -8,6 +8,7 @@
 #include "discord.h"
 #include "log.h"
 #include "registration.h"
+#include "staff.h"
 #include "version.h"
 
 static void about(struct ix *ix)
@@ -71,6 +72,8 @@ const struct ix_def commands[] = {
     {IX_COMPONENT, "reg:code", NULL, NULL, IX_MODAL, reg_ix_code},
     {IX_MODAL_SUBMIT, "reg:codesub", NULL, NULL, IX_EPHEMERAL, reg_ix_code_submit},
     {IX_COMPONENT, "reg:decide", NULL, NULL, IX_STAFF | IX_UPDATE, reg_ix_decide},
+    /* held role removals (bridge/staff.c) */
+    {IX_COMPONENT, "rm:ok", NULL, NULL, IX_STAFF | IX_UPDATE, staff_ix_confirm},
     {IX_COMMAND, "link", "Link a member to a roster entry",
      "[{\"type\": 6, \"name\": \"user\", \"description\": \"The member\", \"required\": true},"
      " {\"type\": 3, \"name\": \"entry\", \"description\": \"source:id, id or e-mail\","

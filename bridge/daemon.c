@@ -20,6 +20,7 @@
 #include "migrate.h"
 #include "registration.h"
 #include "secret.h"
+#include "staff.h"
 #include "sync.h"
 
 struct daemon {
@@ -36,6 +37,7 @@ struct daemon {
 	struct reconcile *reconcile; /* the run under way, or NULL */
 	int reconcile_again;         /* something changed while it ran */
 	struct reg *reg;
+	struct staff *staff;
 	char *token;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_check_t iter;
@@ -101,6 +103,7 @@ static void on_tick(uv_timer_t *t)
 	if (now - d->sources_read_ms >= SOURCES_READ_MS) {
 		d->sources_read_ms = now;
 		read_sources(d);
+		staff_check_sources(d->staff);
 	}
 	if (d->last_tick_ms) {
 		uint64_t late = now - d->last_tick_ms;
@@ -167,10 +170,11 @@ static void on_reconciled(int rc, const char *msg, void *ud)
 	struct daemon *d = ud;
 	d->reconcile = NULL;
 	if (rc == RECONCILE_HELD)
-		/* staff confirm from the command line; the other actions went ahead */
+		/* staff confirm with the button in the audit channel, or from the command line;
+		 * the other actions went ahead */
 		log_warn("reconcile",
-		         "role removals wait for a confirmation: run `cohortbridge "
-		         "apply --allow-removals`",
+		         "role removals wait for a confirmation: the button in the audit channel, "
+		         "or `cohortbridge apply --allow-removals`",
 		         "detail", msg);
 	else if (rc)
 		log_error("reconcile", "Discord is not in step with the mappings", "error", msg);
@@ -178,6 +182,13 @@ static void on_reconciled(int rc, const char *msg, void *ud)
 		log_info("reconcile", "Discord is in step with the mappings and the roster");
 	if (d->reconcile_again && !d->stopping)
 		reconcile_now(d);
+}
+
+static void on_held(const char *guild, const char *set, size_t removals, size_t managed,
+                    double share, void *ud)
+{
+	struct daemon *d = ud;
+	staff_removals_held(d->staff, guild, set, removals, managed, share);
 }
 
 /* Plans and applies every guild, through the outbox this process runs; a request while a run
@@ -191,16 +202,19 @@ static void reconcile_now(struct daemon *d)
 		return;
 	}
 	d->reconcile_again = 0;
-	struct reconcile_opts o = {.apply = 1};
+	struct reconcile_opts o = {.apply = 1, .held = on_held};
 	d->reconcile = reconcile_start(d->loop, d->db, discord_rest(d->discord), d->maps, &o,
 	                               on_reconciled, d);
 }
 
 static void on_source_synced(const char *source, int failed, void *ud)
 {
+	struct daemon *d = ud;
+	/* staff hear of a source that starts failing, or answers again */
+	staff_check_sources(d->staff);
 	/* a failed sync changed nothing; it is the roster's guard that keeps removals away */
 	if (!failed)
-		reconcile_now(ud);
+		reconcile_now(d);
 }
 
 static void on_db_closed(void *ud, size_t abandoned)
@@ -231,6 +245,7 @@ static void stop(struct daemon *d, int code)
 	httpd_stop(d->httpd);
 	reconcile_cancel(d->reconcile);
 	d->reconcile = NULL;
+	staff_stop(d->staff);
 	outbox_stop(d->outbox);
 	sync_sched_stop(d->sched);
 	d->sched = NULL;
@@ -323,6 +338,7 @@ static void on_reload(uv_signal_t *s, int signum)
 	reconcile_cancel(d->reconcile);
 	d->reconcile = NULL;
 	reg_set_config(d->reg, nc, nm); /* before the old ones go */
+	staff_set(d->staff, nc, nm, discord_rest(d->discord), discord_cache(d->discord));
 	mappings_free(d->maps);
 	d->maps = nm;
 	if (rerun)
@@ -377,6 +393,9 @@ static void on_migrated(int rc, const struct err *err, const struct migrate_repo
 	d->reg = reg_new(d->loop, d->db, d->httpc);
 	reg_set_config(d->reg, d->cfg, d->maps);
 	discord_set_registration(d->discord, d->reg);
+	d->staff = staff_new(d->loop, d->db);
+	staff_set(d->staff, d->cfg, d->maps, discord_rest(d->discord), discord_cache(d->discord));
+	discord_set_staff(d->discord, d->staff);
 	struct outbox_opts oo = {.lease_ms = d->cfg->outbox_lease_ms,
 	                         .batch = d->cfg->outbox_batch};
 	d->outbox = outbox_new(d->loop, d->db, discord_rest(d->discord), &oo, &e);
@@ -527,6 +546,7 @@ int daemon_run(struct config *cfg, int no_migrate, int log_level_fixed)
 	httpd_free(d.httpd);
 	discord_free(d.discord);
 	reg_free(d.reg);
+	staff_free(d.staff);
 	outbox_free(d.outbox);
 	free(d.token);
 	mappings_free(d.maps);

@@ -31,6 +31,7 @@ struct discord {
 	struct cache *cache;
 	struct ix_router *ix;
 	struct reg *reg;
+	struct staff *staff;
 	json_t *chunk_retry; /* guild id -> when (loop ms) to ask for its members again */
 	/* retry_timer serves the /gateway/bot retry before the gateway is up and the chunk
 	 * retries after it; the two are never pending at once. */
@@ -440,6 +441,22 @@ void discord_set_registration(struct discord *d, struct reg *r)
 struct reg *discord_registration(struct discord *d)
 {
 	return d ? d->reg : NULL;
+}
+
+void discord_set_staff(struct discord *d, struct staff *s)
+{
+	if (d)
+		d->staff = s;
+}
+
+struct staff *discord_staff(struct discord *d)
+{
+	return d ? d->staff : NULL;
+}
+
+struct cache *discord_cache(struct discord *d)
+{
+	return d ? d->cache : NULL;
 }
 
 struct rest *discord_rest(struct discord *d)

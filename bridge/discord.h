@@ -34,6 +34,12 @@ struct rest *discord_rest(struct discord *d);
 struct reg;
 void discord_set_registration(struct discord *d, struct reg *r);
 struct reg *discord_registration(struct discord *d);
+/* The staff notices and confirmations (bridge/staff.c), reached the same way. */
+struct staff;
+void discord_set_staff(struct discord *d, struct staff *s);
+struct staff *discord_staff(struct discord *d);
+/* The gateway's cache (borrowed): channels by name for the audit channel. */
+struct cache *discord_cache(struct discord *d);
 
 /* Saves the session (a queued database write) and closes; the loop must run down, then
  * discord_free. */

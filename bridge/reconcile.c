@@ -525,6 +525,40 @@ static void member_change(struct ctx *c, const char *op, const char *user, const
 	                         : "cohortbridge: no longer on the roster"));
 }
 
+static int by_string(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* FNV-1a over the plan's sorted "user:role" removals, in hex: the same removals give the same
+ * key whatever order planning met them in. */
+static void removal_set(const json_t *actions, char *out, size_t cap)
+{
+	size_t i, n = 0;
+	json_t *a;
+	unsigned long long h = 1469598103934665603ull;
+	const char **v = calloc(json_array_size(actions) + 1, sizeof(const char *));
+	json_t *keys = json_array();
+	json_array_foreach(actions, i, a) {
+		if (!v || !streq(jstr(a, "op"), "remove_role"))
+			continue;
+		json_t *k = json_sprintf("%s:%s", jstr(a, "user_id"), jstr(a, "role_id"));
+		json_array_append_new(keys, k);
+		v[n++] = json_string_value(k);
+	}
+	if (v)
+		qsort(v, n, sizeof(*v), by_string);
+	for (i = 0; i < n; i++)
+		for (const char *p = v[i];; p++) {
+			h = (h ^ (unsigned char)*p) * 1099511628211ull;
+			if (!*p)
+				break;
+		}
+	snprintf(out, cap, "%016llx", h);
+	free(v);
+	json_decref(keys);
+}
+
 /* The plan of one round: {"guild", "label", "actions", "warnings", "errors", ...}. */
 static json_t *compute(struct reconcile *r)
 {
@@ -761,9 +795,15 @@ static json_t *compute(struct reconcile *r)
 		    json_sprintf(
 		        "%zu role removal(s) skipped: the last sync of their source failed",
 		        spared));
+	/* the removal set, as a key a confirmation names: the sorted "user:role" pairs hashed */
+	char set[24];
+	removal_set(c->actions, set, sizeof(set));
 	int held = 0;
 	if (removals && (double)removals > g->removals_confirm_share * (double)managed) {
-		held = !r->o.allow_removals;
+		int confirmed = r->o.confirm && streq(r->o.confirm, set);
+		held = !r->o.allow_removals && !confirmed;
+		if (confirmed && r->o.confirmed && r->round == 1)
+			*r->o.confirmed += removals;
 		json_array_append_new(
 		    c->warnings,
 		    json_sprintf("%zu role removal(s) among %zu managed member(s) exceed "
@@ -812,10 +852,10 @@ static json_t *compute(struct reconcile *r)
 			                 cname, n, MAX_PER_CATEGORY));
 	}
 
-	plan = json_pack("{s:s, s:s?, s:O, s:O, s:O, s:I, s:I, s:b}", "guild", c->guild, "label",
-	                 g->label, "actions", c->actions, "warnings", c->warnings, "errors",
-	                 c->errors, "managed_members", (json_int_t)managed, "removals",
-	                 (json_int_t)removals, "removals_held", held);
+	plan = json_pack("{s:s, s:s?, s:O, s:O, s:O, s:I, s:I, s:b, s:s}", "guild", c->guild,
+	                 "label", g->label, "actions", c->actions, "warnings", c->warnings,
+	                 "errors", c->errors, "managed_members", (json_int_t)managed, "removals",
+	                 (json_int_t)removals, "removals_held", held, "removal_set", set);
 	json_t *cl = json_array();
 	for (i = 0; i < c->ncoh; i++) {
 		char ix[24];
@@ -1022,6 +1062,11 @@ static void planned(struct reconcile *r, json_t *plan)
 		next_guild(r);
 		return;
 	}
+	if (json_is_true(json_object_get(plan, "removals_held")) && r->o.held)
+		r->o.held(r->g->guild_id, jstr(plan, "removal_set"),
+		          (size_t)json_integer_value(json_object_get(plan, "removals")),
+		          (size_t)json_integer_value(json_object_get(plan, "managed_members")),
+		          r->g->removals_confirm_share, r->ud);
 	if (json_is_true(json_object_get(plan, "removals_held")))
 		fail(r, RECONCILE_HELD,
 		     "guild %s: %lld role removal(s) among %lld managed member(s) exceed "

@@ -32,6 +32,14 @@ struct reconcile_opts {
 	unsigned poll_ms;    /* how often a round looks whether its rows are done; 0: 200 */
 	FILE *out;           /* the readable plan and progress; NULL: none */
 	int json;            /* the plan as one JSON document on out instead */
+	/* A staff confirmation: removals go ahead beyond the share only when the plan's removal
+	 * set (the "removal_set" of plan --json) is still this one; NULL: none. */
+	const char *confirm;
+	size_t *confirmed; /* the removals the confirmation let through are added here */
+	/* Called for each guild whose removals wait, with the removal set's key, so that staff can
+	 * be asked (NULL: nobody is); ud is reconcile_start's. */
+	void (*held)(const char *guild, const char *removal_set, size_t removals, size_t managed,
+	             double share, void *ud);
 };
 
 /* rc is 0, RECONCILE_ERROR or RECONCILE_HELD; msg says why (never NULL). */

@@ -101,6 +101,23 @@ static const struct text_def text_defs[MT_COUNT] = {
                              "This plan removes {count} of {total} roles the bridge handed out, "
                              "more than {share}. Confirm to go ahead.",
                              {"count", "total", "share"}},
+    [MT_REMOVALS_BUTTON] = {"removals_button", "Confirm removals", {0}},
+    [MT_REMOVALS_CONFIRMED] = {"removals_confirmed",
+                               "{user} confirmed the removal of {count} role(s); they are "
+                               "carried out.",
+                               {"user", "count"}},
+    [MT_REMOVALS_OUTDATED] = {"removals_outdated",
+                              "The planned removals changed since this message; a new "
+                              "confirmation is asked for below.",
+                              {0}},
+    [MT_SOURCE_FAILING] = {"source_failing",
+                           "Roster source {source} failed: {error}. Nothing was removed; its "
+                           "members keep their roles until it answers properly again.",
+                           {"source", "error"}},
+    [MT_SOURCE_RECOVERED] = {"source_recovered",
+                             "Roster source {source} answers properly again; changes from it "
+                             "apply as usual.",
+                             {"source"}},
 };
 
 const char *mappings_text_key(enum mappings_text key)

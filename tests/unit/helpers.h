@@ -35,6 +35,7 @@ GROUP(group_mappings);
 GROUP(group_reconcile);
 GROUP(group_registration);
 GROUP(group_doctor);
+GROUP(group_staff);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);
