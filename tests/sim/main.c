@@ -374,6 +374,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		return handle(wsi, c);
 	case LWS_CALLBACK_TIMER:
+		if (!c)
+			return 0;
 		if (c->is_ws)
 			return gw_callback(wsi, (int)reason, &c->gw, in, len);
 		if (c->delayed) {
@@ -382,12 +384,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		}
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		if (c->delayed || (!c->out && !c->resp.status))
+		if (!c || c->delayed || (!c->out && !c->resp.status))
 			return 0;
 		return write_body(wsi, c);
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-		if (!c->is_ws)
+		/* a client gone before its request was read has no per-connection data yet */
+		if (c && !c->is_ws)
 			conn_reset(c);
 		return 0;
 	case LWS_CALLBACK_ESTABLISHED:

@@ -348,6 +348,7 @@ static void test_reconcile_guards(void **state)
 	assert_int_equal(writes(&r), base);
 	census(&r, &c);
 	assert_int_equal(c.members_with_cohort_role, 200);
+	json_decref(c.overwrites);
 
 	/* confirmed */
 	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", "--allow-removals"), 0);
@@ -492,7 +493,9 @@ static void test_reconcile_kill9(void **state)
 		kill(pid, SIGKILL);
 		th_wait(pid, 5000);
 	}
-	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	int rc = cli(&r, dir, sizeof(dir), "apply", NULL);
+	if (rc != 0)
+		fail_msg("apply after the kills: exit %d\n%s", rc, th_read(dir, "stderr"));
 	census(&r, &c);
 	assert_int_equal(c.cohort_roles, 40);
 	assert_int_equal(c.categories, 40);
