@@ -48,6 +48,7 @@ static const char main_usage[] =
     "  check      validate the configuration and mapping files without a database or Discord\n"
     "  plan       show what reconciling Discord with the mappings and roster would change\n"
     "  apply      reconcile once: carry out the plan through the outbox\n"
+    "  doctor     check the token, intents, role position and permissions; print the invite URL\n"
     "  ical       `ical expand`: the instances of a calendar feed in a window\n"
     "  version    print the version and the library versions\n"
     "  help       show this help, or `help COMMAND` for one command\n"
@@ -285,29 +286,44 @@ static void on_sync_migrated(int rc, const struct err *err, const struct migrate
 	sync_sources(uv_default_loop(), cli_db, st->http, st->cfg, &st->o, on_synced, st);
 }
 
+/* argv without "NAME VALUE" or "NAME=VALUE" (the value into *value, borrowed from argv): the
+ * rest as a new array in *rest, which the caller frees, and its length; or -2 after a usage
+ * error (NAME without a value), -1 out of memory. */
+static int value_option(int argc, char **argv, const char *name, const char *needs,
+                        const char **value, char ***rest)
+{
+	size_t len = strlen(name);
+	char **args = calloc((size_t)argc + 1, sizeof(char *));
+	int n = 0;
+	if (!args)
+		return -1;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], name) == 0) {
+			if (i + 1 >= argc) {
+				free(args);
+				usage_error("%s", needs);
+				return -2;
+			}
+			*value = argv[++i];
+		} else if (i > 0 && strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') {
+			*value = argv[i] + len + 1;
+		} else {
+			args[n++] = argv[i];
+		}
+	}
+	*rest = args;
+	return n;
+}
+
 static int cmd_sync(int argc, char **argv)
 {
 	static const char *const allowed[] = {"--dry-run", NULL};
 	int flags[1] = {0};
 	const char *only = NULL;
-	char **args = calloc((size_t)argc + 1, sizeof(char *));
-	int n = 0;
-	if (!args)
-		return 1;
-	for (int i = 0; i < argc; i++) {
-		if (i > 0 && strcmp(argv[i], "--source") == 0) {
-			if (i + 1 >= argc) {
-				free(args);
-				usage_error("--source needs a source name");
-				return 2;
-			}
-			only = argv[++i];
-		} else if (i > 0 && strncmp(argv[i], "--source=", 9) == 0) {
-			only = argv[i] + 9;
-		} else {
-			args[n++] = argv[i];
-		}
-	}
+	char **args;
+	int n = value_option(argc, argv, "--source", "--source needs a source name", &only, &args);
+	if (n < 0)
+		return -n;
 	int rc = parse_cmd(find_command("sync"), n, args, allowed, flags, NULL, 0);
 	free(args);
 	if (rc)
@@ -355,24 +371,10 @@ static int cmd_check(int argc, char **argv)
 {
 	char *pos[1] = {NULL};
 	const char *dir = NULL;
-	char **args = calloc((size_t)argc + 1, sizeof(char *));
-	int n = 0;
-	if (!args)
-		return 1;
-	for (int i = 0; i < argc; i++) {
-		if (i > 0 && strcmp(argv[i], "--mappings") == 0) {
-			if (i + 1 >= argc) {
-				free(args);
-				usage_error("--mappings needs a directory");
-				return 2;
-			}
-			dir = argv[++i];
-		} else if (i > 0 && strncmp(argv[i], "--mappings=", 11) == 0) {
-			dir = argv[i] + 11;
-		} else {
-			args[n++] = argv[i];
-		}
-	}
+	char **args;
+	int n = value_option(argc, argv, "--mappings", "--mappings needs a directory", &dir, &args);
+	if (n < 0)
+		return -n;
 	int rc = parse_cmd(find_command("check"), n, args, NULL, NULL, pos, 1);
 	free(args);
 	if (rc)
@@ -478,24 +480,10 @@ static int cmd_reconcile(int argc, char **argv, int apply)
 	static const char *const apply_allowed[] = {"--allow-removals", NULL};
 	int flags[1] = {0};
 	const char *guild = NULL;
-	char **args = calloc((size_t)argc + 1, sizeof(char *));
-	int n = 0;
-	if (!args)
-		return 1;
-	for (int i = 0; i < argc; i++) {
-		if (i > 0 && strcmp(argv[i], "--guild") == 0) {
-			if (i + 1 >= argc) {
-				free(args);
-				usage_error("--guild needs a guild id");
-				return 2;
-			}
-			guild = argv[++i];
-		} else if (i > 0 && strncmp(argv[i], "--guild=", 8) == 0) {
-			guild = argv[i] + 8;
-		} else {
-			args[n++] = argv[i];
-		}
-	}
+	char **args;
+	int n = value_option(argc, argv, "--guild", "--guild needs a guild id", &guild, &args);
+	if (n < 0)
+		return -n;
 	int rc = parse_cmd(find_command(name), n, args, apply ? apply_allowed : plan_allowed, flags,
 	                   NULL, 0);
 	free(args);
@@ -590,24 +578,10 @@ static int cmd_apply(int argc, char **argv)
 static int cmd_doctor(int argc, char **argv)
 {
 	const char *guild = NULL;
-	char **args = calloc((size_t)argc + 1, sizeof(char *));
-	int n = 0;
-	if (!args)
-		return 1;
-	for (int i = 0; i < argc; i++) {
-		if (i > 0 && strcmp(argv[i], "--guild") == 0) {
-			if (i + 1 >= argc) {
-				free(args);
-				usage_error("--guild needs a guild id");
-				return 2;
-			}
-			guild = argv[++i];
-		} else if (i > 0 && strncmp(argv[i], "--guild=", 8) == 0) {
-			guild = argv[i] + 8;
-		} else {
-			args[n++] = argv[i];
-		}
-	}
+	char **args;
+	int n = value_option(argc, argv, "--guild", "--guild needs a guild id", &guild, &args);
+	if (n < 0)
+		return -n;
 	int rc = parse_cmd(find_command("doctor"), n, args, NULL, NULL, NULL, 0);
 	free(args);
 	if (rc)
