@@ -117,6 +117,34 @@ static void sources_array(const struct mappings_guild *g, char *buf, size_t cap)
 		snprintf(buf + n, cap - n, "}");
 }
 
+/* The mappings' role rules as cb_reg_roles reads them: [{"source", "items", "variations",
+ * "roles": ["role:<key>" | "staff:<key>"]}]. Returned to the caller to free. */
+static char *rules_json(const struct mappings_guild *g)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; g && i < g->nrole_rules; i++) {
+		const struct mappings_role_rule *rr = &g->role_rules[i];
+		json_t *items = json_array(), *vars = json_array(), *roles = json_array();
+		for (size_t k = 0; k < rr->nitems; k++)
+			json_array_append_new(items, json_string(rr->items[k]));
+		for (size_t k = 0; k < rr->nvariations; k++)
+			json_array_append_new(vars, json_string(rr->variations[k]));
+		for (size_t k = 0; k < rr->nroles; k++) {
+			int other = 0;
+			for (size_t x = 0; x < g->nroles && !other; x++)
+				other = eq(g->roles[x].key, rr->roles[k]);
+			json_array_append_new(
+			    roles, json_sprintf("%s:%s", other ? "role" : "staff", rr->roles[k]));
+		}
+		json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:o}", "source", rr->source,
+		                                   "items", items, "variations", vars, "roles",
+		                                   roles));
+	}
+	char *s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
 static const struct source_cfg *source_cfg(const struct config *cfg, const char *name)
 {
 	for (size_t i = 0; cfg && i < cfg->nsources; i++)
@@ -309,8 +337,9 @@ struct rq {
 	char source[64], person[128], cohort[128], name[256];
 	char staff[32];
 	long user_fails, entry_fails;
-	int approve; /* decisions: 1 approve, 0 deny */
-	int update;  /* answer by replacing the message the component is on */
+	int approve;       /* decisions: 1 approve, 0 deny */
+	int update;        /* answer by replacing the message the component is on */
+	char approval[24]; /* a staff decision: the request's id */
 };
 
 static struct rq *rq_new(struct ix *ix)
@@ -785,13 +814,20 @@ static void on_claimed(PGresult *res, const struct err *err, void *ud)
 		         q->source, "cohort", q->cohort);
 		const char *vars[] = {"name", q->name, "cohort", q->cohort, "roles", role, NULL};
 		char *t = text(g, MT_REGISTERED, vars);
-		if (q->update) {
-			char line[2300];
+		if (q->approval[0]) { /* a staff decision: staff see the decision, not the welcome
+			               */
+			char line[700];
 			snprintf(line, sizeof(line), "Approved by <@%s>: <@%s>, %s:%s, %s",
 			         q->staff, q->user, q->source, q->person, q->cohort);
 			free(t);
-			done(q, json_pack("{s:s, s:[]}", "content", line, "components"));
-			return;
+			if (q->update) {
+				done(q, json_pack("{s:s, s:[]}", "content", line, "components"));
+				return;
+			}
+			const char *p[] = {q->guild, q->approval, line};
+			db_query(q->r->db, "SELECT cb_reg_approval_close($1, $2::bigint, $3)", 3, p,
+			         on_failure_recorded, NULL, NULL);
+			t = strdup(line);
 		}
 		done(q, ephemeral(t));
 		return;
@@ -819,8 +855,12 @@ static void claim(struct rq *q, const char *method, int dm)
 	char *audit = text(g, MT_AUDIT_REGISTERED, vars);
 	const char *dvars[] = {"name", q->name, "cohort", q->cohort, "roles", q->cohort, NULL};
 	char *dm_text = dm ? text(g, MT_REGISTERED, dvars) : NULL;
+	char *rules = rules_json(g);
+	char reg_ch[32];
 	channel_id(ix_cache(q->ix), q->guild, g->registration.audit_channel, audit_ch,
 	           sizeof(audit_ch));
+	channel_id(ix_cache(q->ix), q->guild, g->registration.registration_channel, reg_ch,
+	           sizeof(reg_ch));
 	const char *p[] = {q->guild,
 	                   q->user,
 	                   q->source,
@@ -830,13 +870,16 @@ static void claim(struct rq *q, const char *method, int dm)
 	                   g->registration.set_nickname && q->name[0] ? q->name : NULL,
 	                   audit_ch,
 	                   audit,
-	                   dm_text};
+	                   dm_text,
+	                   rules,
+	                   reg_ch};
 	query(q,
 	      "SELECT outcome, role_name FROM cb_reg_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-	      "$10)",
-	      10, p, on_claimed);
+	      "$10, $11::jsonb, $12)",
+	      12, p, on_claimed);
 	free(audit);
 	free(dm_text);
+	free(rules);
 }
 
 /* --- the identifier and its proof ---------------------------------------------------------- */
@@ -1448,11 +1491,12 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 	snprintf(q->person, sizeof(q->person), "%s", PQgetvalue(res, 0, 2));
 	snprintf(q->cohort, sizeof(q->cohort), "%s", PQgetvalue(res, 0, 3));
 	snprintf(q->name, sizeof(q->name), "%s", PQgetvalue(res, 0, 4));
+	snprintf(q->approval, sizeof(q->approval), "%s", PQgetvalue(res, 0, 5));
 	if (q->approve) {
 		claim(q, "staff_approval", 1);
 		return;
 	}
-	char audit_ch[32], who[40], help[128], line[700];
+	char audit_ch[32], reg_ch[32], who[40], help[128], line[700];
 	snprintf(who, sizeof(who), "<@%s>", q->user);
 	const char *avars[] = {"user",           who, "reason", "denied by staff", "method",
 	                       "staff_approval", NULL};
@@ -1462,21 +1506,21 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 	char *denied = text(g, MT_DENIED, dvars);
 	channel_id(ix_cache(q->ix), q->guild, g->registration.audit_channel, audit_ch,
 	           sizeof(audit_ch));
-	const char *p[] = {q->guild, q->user, q->source, q->person,
-	                   audit_ch, audit,   denied,    PQgetvalue(res, 0, 5)};
-	db_query(
-	    q->r->db,
-	    "WITH a AS (INSERT INTO reg_attempts (guild_id, user_id, source, person, method, "
-	    "ok, reason) VALUES ($1, $2, $3, $4, 'staff_approval', false, 'denied')), "
-	    "d AS (INSERT INTO outbox (guild_id, kind, key, payload) VALUES ($1::bigint, 'dm', "
-	    "'reg-denied:' || $8, jsonb_build_object('user_id', $2::text, 'body', "
-	    "jsonb_build_object('content', $7::text))) ON CONFLICT (key) DO NOTHING) "
-	    "SELECT cb_reg_audit($1, $5, $6)",
-	    8, p, on_failure_recorded, q, NULL);
-	free(audit);
-	free(denied);
+	channel_id(ix_cache(q->ix), q->guild, g->registration.registration_channel, reg_ch,
+	           sizeof(reg_ch));
 	snprintf(line, sizeof(line), "Denied by <@%s>: <@%s>, %s:%s, %s", q->staff, q->user,
 	         q->source, q->person, q->cohort);
+	const char *p[] = {q->guild, q->user, q->source,   q->person, audit_ch,
+	                   audit,    denied,  q->approval, reg_ch,    q->update ? NULL : line};
+	db_query(q->r->db,
+	         "WITH a AS (INSERT INTO reg_attempts (guild_id, user_id, source, person, method, "
+	         "ok, reason) VALUES ($1, $2, $3, $4, 'staff_approval', false, 'denied')) "
+	         "SELECT cb_reg_audit($1, $5, $6), "
+	         "cb_reg_dm($1, $2, 'reg-denied:' || $8, $7, $9), "
+	         "cb_reg_approval_close($1, $8::bigint, $10)",
+	         10, p, on_failure_recorded, q, NULL);
+	free(audit);
+	free(denied);
 	done(q, q->update ? json_pack("{s:s, s:[]}", "content", line, "components")
 	                  : ephemeral(strdup(line)));
 }
@@ -1783,9 +1827,11 @@ void reg_member_joined(struct reg *r, const char *guild_id, const char *user_id)
 {
 	if (!r || !guild_id || !user_id || !r->maps || !mappings_guild(r->maps, guild_id))
 		return;
-	const char *p[] = {guild_id, user_id};
+	char *rules = rules_json(mappings_guild(r->maps, guild_id));
+	const char *p[] = {guild_id, user_id, rules};
 	char *who = strdup(user_id);
-	if (!who ||
-	    db_query(r->db, "SELECT cb_reg_rejoin($1, $2)", 2, p, on_rejoined, who, NULL) != 0)
+	if (!who || db_query(r->db, "SELECT cb_reg_rejoin($1, $2, $3::jsonb)", 3, p, on_rejoined,
+	                     who, NULL) != 0)
 		free(who);
+	free(rules);
 }

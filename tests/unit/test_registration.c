@@ -111,7 +111,9 @@ static void start(struct bed *b, int defer_ms)
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/pretix.json", mdir);
 	f = fopen(path, "w");
-	fputs("{\"guild\": \"" G_PRETIX "\", \"cohorts\": ["
+	fputs("{\"guild\": \"" G_PRETIX "\", \"roles\": {\"attendee\": {\"name\": "
+	      "\"Attendee\"}}, \"role_rules\": [{\"source\": \"pretix\", \"items\": [1], "
+	      "\"roles\": [\"attendee\"]}], \"cohorts\": ["
 	      "{\"name\": \"Pass Berlin\", \"match\": {\"source\": \"pretix\", \"groups\": "
 	      "[\"1/1\"]}},"
 	      "{\"name\": \"Pass Lisbon\", \"match\": {\"source\": \"pretix\", \"groups\": "
@@ -409,9 +411,10 @@ static void member_roles(struct bed *b, const char *guild, const char *user, cha
 			               json_object_get(json_object_get(m, "user"), "id")),
 			           user) != 0)
 				continue;
-			json_array_foreach(json_object_get(m, "roles"), j, r) {
+			/* in the guild's order of roles, whatever order they were given in */
+			json_array_foreach(json_object_get(g, "roles"), j, role) {
 				size_t q;
-				json_array_foreach(json_object_get(g, "roles"), q, role) {
+				json_array_foreach(json_object_get(m, "roles"), q, r) {
 					if (strcmp(json_string_value(json_object_get(role, "id")),
 					           json_string_value(r)) == 0) {
 						size_t n = strlen(out);
@@ -562,8 +565,9 @@ static void test_registration_pretix(void **state)
 	    1)
 		fail_msg("not registered with %s / %s: %s", code, name, content(rec));
 	json_decref(rec);
+	/* the cohort's role and the role rule's (a ticket of item 1) */
 	char want[64];
-	snprintf(want, sizeof(want), "|%s|", cohort);
+	snprintf(want, sizeof(want), "|%s|Attendee|", cohort);
 	wait_roles(&b, G_PRETIX, ada, want, 10000);
 
 	/* the same entry for eve: taken; then eve runs out of attempts */
@@ -764,7 +768,60 @@ static void test_registration_approval(void **state)
 	assert_non_null(strstr(content(rec), "Denied"));
 	json_decref(rec);
 	wait_roles(&b, G_STAFF, fay, "|", 2000);
-	assert_true(wait_audit(&b, G_STAFF, NULL, 5) >= 5);
+
+	/* /approve by command closes the request's message; a learner who takes no direct
+	 * messages is told in the registration channel instead */
+	json_t *l3 = learner(&b, 2);
+	char cohort3[128];
+	snprintf(cohort3, sizeof(cohort3), "%s %s %s", lstr(l3, "program"), lstr(l3, "city"),
+	         lstr(l3, "start"));
+	const char *ivy = join(&b, G_STAFF, "ivy", 4);
+	snprintf(sql, sizeof(sql), "/_sim/users/%s/dms", ivy);
+	th_sim_call(b.port, "POST", sql, "{\"open\": false}", NULL);
+	const char *const vals3[] = {lstr(l3, "city"), lstr(l3, "program"), cohort3, NULL};
+	pick_cohort(&b, G_STAFF, ivy, vals3);
+	snprintf(fields, sizeof(fields), "{\"ident\": \"%s\"}", lstr(l3, "email"));
+	json_decref(submit(&b, G_STAFF, ivy, "reg:ident", fields));
+	assert_true(wait_count(&b,
+	                       "SELECT count(*) FROM outbox WHERE key LIKE 'reg-approval:%' AND "
+	                       "state = 'done'",
+	                       3, 10000));
+	snprintf(opt, sizeof(opt), "[{\"name\": \"user\", \"type\": 6, \"value\": \"%s\"}]", ivy);
+	rec = command(&b, G_STAFF, STAFF, "approve", opt);
+	assert_non_null(strstr(content(rec), "Approved by"));
+	json_decref(rec);
+	snprintf(want, sizeof(want), "|%s|", cohort3);
+	wait_roles(&b, G_STAFF, ivy, want, 10000);
+	assert_true(wait_count(&b,
+	                       "SELECT count(*) FROM outbox WHERE key LIKE 'reg-approval-close:%' "
+	                       "AND state = 'done'",
+	                       1, 10000));
+	assert_true(wait_count(&b,
+	                       "SELECT count(*) FROM outbox WHERE key LIKE 'reg-dm:%' AND state = "
+	                       "'done' AND (result->>'fallback')::boolean",
+	                       1, 10000));
+	json_t *st = NULL, *m;
+	size_t i;
+	int closed = 0, told = 0;
+	char mention[48];
+	snprintf(mention, sizeof(mention), "<@%s> ", ivy);
+	th_sim_call(b.port, "GET", "/_sim/state", NULL, &st);
+	json_t *msgs = json_object_get(st, "messages");
+	json_array_foreach(json_object_get(msgs, channel_of(&b, G_STAFF, "approvals")), i, m) {
+		const char *c = json_string_value(json_object_get(m, "content"));
+		if (c && strstr(c, ivy) && strncmp(c, "Approved by", 11) == 0 &&
+		    json_array_size(json_object_get(m, "components")) == 0)
+			closed++;
+	}
+	json_array_foreach(json_object_get(msgs, channel_of(&b, G_STAFF, "register")), i, m) {
+		const char *c = json_string_value(json_object_get(m, "content"));
+		if (c && strncmp(c, mention, strlen(mention)) == 0 && strstr(c, cohort3))
+			told++;
+	}
+	json_decref(st);
+	assert_int_equal(closed, 1);
+	assert_int_equal(told, 1);
+	assert_true(wait_audit(&b, G_STAFF, NULL, 6) >= 6);
 	bed_down(&b);
 }
 
