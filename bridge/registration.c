@@ -40,6 +40,13 @@ void reg_set_config(struct reg *r, const struct config *cfg, const struct mappin
 	r->maps = maps;
 }
 
+const char *reg_text(const struct reg *r, const char *guild_id, enum mappings_text key)
+{
+	const struct mappings_guild *g =
+	    r && r->maps && guild_id ? mappings_guild(r->maps, guild_id) : NULL;
+	return g ? mappings_text_get(g, key) : NULL;
+}
+
 void reg_free(struct reg *r)
 {
 	free(r);
@@ -432,7 +439,7 @@ static char *fail_text(struct rq *q, enum mappings_text key, const char *var, co
 	const struct mappings_guild *g = guild_of(q);
 	char help[128];
 	if (!g)
-		return strdup("Registration is not set up on this server.");
+		return strdup(mappings_text_get(NULL, MT_NOT_SET_UP));
 	help_mention(ix_cache(q->ix), g, q->guild, help, sizeof(help));
 	const char *vars[] = {"help_channel", help, var, val, NULL};
 	return text(g, key, var ? vars : (const char *[]){"help_channel", help, NULL});
@@ -448,7 +455,7 @@ static void refuse_too_many(struct rq *q)
 
 static void not_set_up(struct rq *q)
 {
-	done(q, ephemeral(strdup("Registration is not set up on this server.")));
+	done(q, ephemeral(text(guild_of(q), MT_NOT_SET_UP, NULL)));
 }
 
 /* --- the steps: City -> Program -> Cohort ------------------------------------------------- */
@@ -796,6 +803,18 @@ void reg_ix_go(struct ix *ix)
 
 /* --- claiming an entry ---------------------------------------------------------------------- */
 
+/* What a staff decision on q's request says (approved_by or denied_by); to be freed. */
+static char *decision(struct rq *q, const struct mappings_guild *g, enum mappings_text key)
+{
+	char staff[40], who[40], entry[200];
+	snprintf(staff, sizeof(staff), "<@%s>", q->staff);
+	snprintf(who, sizeof(who), "<@%s>", q->user);
+	snprintf(entry, sizeof(entry), "%.60s:%.120s", q->source, q->person);
+	const char *vars[] = {"staff", staff,    "user",    who, "entry",
+	                      entry,   "cohort", q->cohort, NULL};
+	return text(g, key, vars);
+}
+
 static void on_claimed(PGresult *res, const struct err *err, void *ud)
 {
 	struct rq *q = ud;
@@ -814,20 +833,18 @@ static void on_claimed(PGresult *res, const struct err *err, void *ud)
 		         q->source, "cohort", q->cohort);
 		const char *vars[] = {"name", q->name, "cohort", q->cohort, "roles", role, NULL};
 		char *t = text(g, MT_REGISTERED, vars);
-		if (q->approval[0]) { /* a staff decision: staff see the decision, not the welcome
-			               */
-			char line[700];
-			snprintf(line, sizeof(line), "Approved by <@%s>: <@%s>, %s:%s, %s",
-			         q->staff, q->user, q->source, q->person, q->cohort);
+		if (q->approval[0]) {
+			/* a staff decision: staff see the decision, not the welcome */
 			free(t);
+			t = decision(q, g, MT_APPROVED_BY);
 			if (q->update) {
-				done(q, json_pack("{s:s, s:[]}", "content", line, "components"));
+				done(q, json_pack("{s:s, s:[]}", "content", t, "components"));
+				free(t);
 				return;
 			}
-			const char *p[] = {q->guild, q->approval, line};
+			const char *p[] = {q->guild, q->approval, t};
 			db_query(q->r->db, "SELECT cb_reg_approval_close($1, $2::bigint, $3)", 3, p,
 			         on_failure_recorded, NULL, NULL);
-			t = strdup(line);
 		}
 		done(q, ephemeral(t));
 		return;
@@ -1102,7 +1119,15 @@ static void start_approval(struct rq *q)
 	snprintf(entry, sizeof(entry), "%s:%s (%s)", q->source, q->person, q->name);
 	const char *vars[] = {"user", who, "entry", entry, "cohort", q->cohort, NULL};
 	char *req = text(g, MT_APPROVAL_REQUEST, vars);
-	const char *p[] = {q->guild, q->user, q->source, q->person, q->cohort, ch, req};
+	const char *p[] = {q->guild,
+	                   q->user,
+	                   q->source,
+	                   q->person,
+	                   q->cohort,
+	                   ch,
+	                   req,
+	                   mappings_text_get(g, MT_APPROVE_BUTTON),
+	                   mappings_text_get(g, MT_DENY_BUTTON)};
 	/* the request and its message in one statement; asking again while a request is pending
 	 * changes the request, not the number of messages */
 	query(q,
@@ -1114,11 +1139,12 @@ static void start_approval(struct rq *q)
 	      "SELECT $1::bigint, 'message_create', 'reg-approval:' || a.id, jsonb_build_object("
 	      "'channel_id', $6::text, 'body', jsonb_build_object('content', left($7::text, 2000), "
 	      "'components', jsonb_build_array(jsonb_build_object('type', 1, 'components', "
-	      "jsonb_build_array(jsonb_build_object('type', 2, 'style', 3, 'label', 'Approve', "
+	      "jsonb_build_array(jsonb_build_object('type', 2, 'style', 3, 'label', left($8::text, "
+	      "80), "
 	      "'custom_id', 'reg:decide:ok:' || a.id), jsonb_build_object('type', 2, 'style', 4, "
-	      "'label', 'Deny', 'custom_id', 'reg:decide:no:' || a.id)))))) "
+	      "'label', left($9::text, 80), 'custom_id', 'reg:decide:no:' || a.id)))))) "
 	      "FROM a WHERE a.fresh ON CONFLICT (key) DO NOTHING",
-	      7, p, on_approval_queued);
+	      9, p, on_approval_queued);
 	free(req);
 }
 
@@ -1479,10 +1505,12 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 		return;
 	}
 	if (PQntuples(res) == 0) {
-		done(q, q->update
-		            ? json_pack("{s:s, s:[]}", "content",
-		                        "This request was already decided.", "components")
-		            : ephemeral(strdup("There is no pending request for this member.")));
+		char *t = text(g, q->update ? MT_ALREADY_DECIDED : MT_NOTHING_PENDING, NULL);
+		if (q->update) {
+			done(q, json_pack("{s:s, s:[]}", "content", t, "components"));
+			free(t);
+		} else
+			done(q, ephemeral(t));
 		return;
 	}
 	/* from here on, the learner's request is the one being answered */
@@ -1496,7 +1524,7 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 		claim(q, "staff_approval", 1);
 		return;
 	}
-	char audit_ch[32], reg_ch[32], who[40], help[128], line[700];
+	char audit_ch[32], reg_ch[32], who[40], help[128];
 	snprintf(who, sizeof(who), "<@%s>", q->user);
 	const char *avars[] = {"user",           who, "reason", "denied by staff", "method",
 	                       "staff_approval", NULL};
@@ -1508,8 +1536,7 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 	           sizeof(audit_ch));
 	channel_id(ix_cache(q->ix), q->guild, g->registration.registration_channel, reg_ch,
 	           sizeof(reg_ch));
-	snprintf(line, sizeof(line), "Denied by <@%s>: <@%s>, %s:%s, %s", q->staff, q->user,
-	         q->source, q->person, q->cohort);
+	char *line = decision(q, g, MT_DENIED_BY);
 	const char *p[] = {q->guild, q->user, q->source,   q->person, audit_ch,
 	                   audit,    denied,  q->approval, reg_ch,    q->update ? NULL : line};
 	db_query(q->r->db,
@@ -1521,8 +1548,11 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 	         10, p, on_failure_recorded, q, NULL);
 	free(audit);
 	free(denied);
-	done(q, q->update ? json_pack("{s:s, s:[]}", "content", line, "components")
-	                  : ephemeral(strdup(line)));
+	if (q->update) {
+		done(q, json_pack("{s:s, s:[]}", "content", line, "components"));
+		free(line);
+	} else
+		done(q, ephemeral(line));
 }
 
 #define DECIDE_SQL                                                                                 \

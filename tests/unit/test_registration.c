@@ -131,7 +131,8 @@ static void start(struct bed *b, int defer_ms)
 	      "\"registration\": {\"sources\": [\"roster\"], \"proof\": \"staff_approval\", "
 	      "\"channels\": {\"registration\": \"register\", \"help\": \"help\", \"approval\": "
 	      "\"approvals\", \"audit\": \"audit\"}, \"attempts\": {\"per_user\": 3, "
-	      "\"per_entry\": 5, \"window_minutes\": 60}}}",
+	      "\"per_entry\": 5, \"window_minutes\": 60}}, \"texts\": {\"staff_only\": "
+	      "\"Nur f\u00fcr das Team.\", \"approve_button\": \"Annehmen\"}}",
 	      f);
 	fclose(f);
 	const char *csvpath = th_write_file(1, "roster.csv", csv);
@@ -690,12 +691,15 @@ static void test_registration_approval(void **state)
 	                       "SELECT count(*) FROM outbox WHERE key LIKE 'reg-approval:%' AND "
 	                       "state = 'done'",
 	                       1, 10000));
+	assert_int_equal(count_sql(&b, "SELECT count(*) FROM outbox WHERE key LIKE "
+	                               "'reg-approval:%' AND payload::text LIKE '%Annehmen%'"),
+	                 1);
 	const char *id = th_sql(b.db, "SELECT id FROM reg_approvals WHERE state = 'pending'", 0);
 	char cid[64];
 	snprintf(cid, sizeof(cid), "reg:decide:ok:%s", id);
-	/* a learner cannot approve */
+	/* a learner cannot approve (told in the server's own words) */
 	rec = click(&b, G_STAFF, fay, cid);
-	assert_non_null(strstr(content(rec), "staff only"));
+	assert_non_null(strstr(content(rec), "Nur f\xc3\xbcr das Team."));
 	json_decref(rec);
 	rec = click(&b, G_STAFF, STAFF, cid);
 	assert_non_null(strstr(content(rec), "Approved"));
@@ -750,7 +754,7 @@ static void test_registration_approval(void **state)
 	json_decref(rec);
 	snprintf(opt, sizeof(opt), "[{\"name\": \"user\", \"type\": 6, \"value\": \"%s\"}]", dee);
 	rec = command(&b, G_STAFF, fay, "unlink", opt);
-	assert_non_null(strstr(content(rec), "staff only"));
+	assert_non_null(strstr(content(rec), "Nur f\xc3\xbcr das Team."));
 	json_decref(rec);
 	rec = command(&b, G_STAFF, STAFF, "unlink", opt);
 	assert_non_null(strstr(content(rec), "no longer holds"));
