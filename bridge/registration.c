@@ -464,7 +464,8 @@ static const char *const STEP_ROUTE[] = {"reg:pick:city", "reg:pick:program", "r
 
 /* A select of values (distinct, in order) for one step; more than 25 are shown 24 at a time
  * with a last option that turns the page. */
-static json_t *select_of(int step, const char *const *values, size_t n, size_t page)
+static json_t *select_of(const struct mappings_guild *g, int step, const char *const *values,
+                         size_t n, size_t page)
 {
 	json_t *opts = json_array();
 	size_t per = n > MAX_OPTIONS ? MAX_OPTIONS - 1 : n;
@@ -475,10 +476,16 @@ static json_t *select_of(int step, const char *const *values, size_t n, size_t p
 		json_array_append_new(
 		    opts, json_pack("{s:s, s:s}", "label", values[i], "value", values[i]));
 	if (n > MAX_OPTIONS) {
-		char v[32], label[64];
+		char v[32], at[24], of[24];
 		snprintf(v, sizeof(v), "~page:%zu", (page + 1) % pages);
-		snprintf(label, sizeof(label), "More... (%zu of %zu)", page + 1, pages);
-		json_array_append_new(opts, json_pack("{s:s, s:s}", "label", label, "value", v));
+		snprintf(at, sizeof(at), "%zu", page + 1);
+		snprintf(of, sizeof(of), "%zu", pages);
+		const char *vars[] = {"page", at, "pages", of, NULL};
+		char *label = text(g, MT_MORE_CHOICES, vars);
+		json_array_append_new(opts, json_pack("{s:s%, s:s}", "label", label,
+		                                      strlen(label) > 100 ? 100 : strlen(label),
+		                                      "value", v));
+		free(label);
 	}
 	return json_pack("{s:i, s:[{s:i, s:s, s:o}]}", "type", 1, "components", "type", 3,
 	                 "custom_id", STEP_ROUTE[step], "options", opts);
@@ -548,7 +555,8 @@ static json_t *next_step(struct rq *q, const struct mappings_guild *g, const str
 		const char *vars[] = {"city", f->city, "program", f->program, NULL};
 		char *content = text(g, key, vars);
 		m = json_pack("{s:s, s:i, s:[o]}", "content", content, "flags", EPHEMERAL,
-		              "components", select_of(step, vals, n, page_step == step ? page : 0));
+		              "components",
+		              select_of(g, step, vals, n, page_step == step ? page : 0));
 		free(content);
 		free(vals);
 		return m;

@@ -138,6 +138,7 @@ static const struct text_def text_defs[MT_COUNT] = {
     [MT_RESTARTING] = {"restarting",
                        "The bridge is restarting; please try again in a minute.",
                        {0}},
+    [MT_MORE_CHOICES] = {"more_choices", "More... ({page} of {pages})", {"page", "pages"}},
 };
 
 const char *mappings_text_key(enum mappings_text key)

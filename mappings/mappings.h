@@ -141,6 +141,7 @@ enum mappings_text {
 	MT_UNAVAILABLE,
 	MT_STAFF_ONLY,
 	MT_RESTARTING,
+	MT_MORE_CHOICES,
 	MT_COUNT
 };
 

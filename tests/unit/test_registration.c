@@ -44,6 +44,9 @@ static void append_guild(char *buf, size_t cap, const char *id, const char *extr
 	         buf[n - 1] == '[' ? "" : ",", id, id, extra_roles, STAFF);
 }
 
+/* Rows added to the roster file: one city and program with this many cohorts. */
+static int porto_cohorts;
+
 /* The world (three servers, one per proof method), the mappings and the config. */
 static void start(struct bed *b, int defer_ms)
 {
@@ -100,6 +103,10 @@ static void start(struct bed *b, int defer_ms)
 		                       json_string_value(json_object_get(l, "start")));
 	}
 	json_decref(seen);
+	for (int k = 1; k <= porto_cohorts; k++)
+		cn += (size_t)snprintf(csv + cn, sizeof(csv) - cn,
+		                       "p%d,Porto Learner %d,p%d@example.org,Porto,Web,P%02d\n", k,
+		                       k, k, k);
 	snprintf(text + n, sizeof(text) - n,
 	         "], \"registration\": {\"sources\": [\"canvas\"], \"proof\": \"lms_code\", "
 	         "\"channels\": {\"registration\": \"register\", \"help\": \"help\", \"audit\": "
@@ -829,6 +836,60 @@ static void test_registration_approval(void **state)
 	bed_down(&b);
 }
 
+/* More than 25 choices in one step: 24 a page and an option that turns the page. */
+static void test_registration_many_choices(void **state)
+{
+	struct bed b;
+	porto_cohorts = 30;
+	bed_up(&b, 2000);
+	porto_cohorts = 0;
+	const char *jo = join(&b, G_STAFF, "jo", 0);
+	json_t *rec = click(&b, G_STAFF, jo, "reg:start");
+	assert_string_equal(first_custom_id(rec), "reg:pick:city");
+	json_decref(rec);
+	/* one program in Porto: that step is taken for the learner */
+	rec = pick(&b, G_STAFF, jo, "reg:pick:city", "Porto");
+	assert_string_equal(first_custom_id(rec), "reg:pick:cohort");
+	json_t *opts = json_object_get(
+	    json_array_get(
+	        json_object_get(json_array_get(json_object_get(answer(rec), "components"), 0),
+	                        "components"),
+	        0),
+	    "options");
+	assert_int_equal(json_array_size(opts), 25);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(opts, 0), "value")),
+	                    "Web Porto P01");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(opts, 24), "value")),
+	                    "~page:1");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(opts, 24), "label")),
+	                    "More... (1 of 2)");
+	json_decref(rec);
+	rec = pick(&b, G_STAFF, jo, "reg:pick:cohort", "~page:1");
+	opts = json_object_get(
+	    json_array_get(
+	        json_object_get(json_array_get(json_object_get(answer(rec), "components"), 0),
+	                        "components"),
+	        0),
+	    "options");
+	assert_int_equal(json_array_size(opts), 7); /* P25..P30 and the way back */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(opts, 0), "value")),
+	                    "Web Porto P25");
+	json_decref(rec);
+	rec = pick(&b, G_STAFF, jo, "reg:pick:cohort", "Web Porto P27");
+	assert_string_equal(first_custom_id(rec), "reg:go");
+	json_decref(rec);
+	rec = click(&b, G_STAFF, jo, "reg:go");
+	assert_int_equal(cb_type(rec), 9);
+	json_decref(rec);
+	rec = submit(&b, G_STAFF, jo, "reg:ident", "{\"ident\": \"p27@example.org\"}");
+	json_decref(rec);
+	assert_true(wait_count(&b,
+	                       "SELECT count(*) FROM reg_approvals WHERE person = 'p27' AND "
+	                       "cohort = 'Web Porto P27'",
+	                       1, 10000));
+	bed_down(&b);
+}
+
 GROUP(group_registration)
 {
 	const struct CMUnitTest tests[] = {
@@ -836,6 +897,7 @@ GROUP(group_registration)
 	    cmocka_unit_test(test_registration_pretix),
 	    cmocka_unit_test(test_registration_lms_code),
 	    cmocka_unit_test(test_registration_approval),
+	    cmocka_unit_test(test_registration_many_choices),
 	};
 	return RUN_GROUP(tests);
 }
