@@ -430,7 +430,11 @@ static void refuse(struct rq *q, const char *reason, int counts, const char *per
 	         "SELECT cb_reg_audit($1, $8, $9)",
 	         9, p, on_failure_recorded, q, NULL);
 	free(audit);
-	done(q, ephemeral(message));
+	if (q->update) { /* a staff decision by button: the request's message says how it ended */
+		done(q, json_pack("{s:s, s:[]}", "content", message ? message : "", "components"));
+		free(message);
+	} else
+		done(q, ephemeral(message));
 }
 
 /* A failure message with the help channel and the given extra variable pair (may be NULL). */
@@ -861,13 +865,18 @@ static void on_claimed(PGresult *res, const struct err *err, void *ud)
 	char *msg = fail_text(q, MT_FAIL_TAKEN, NULL, NULL);
 	if (q->approval[0]) {
 		/* a staff decision: the answer goes to staff, so the learner is told as after
-		 * any other decision (by DM, else in the registration channel) */
+		 * any other decision (by DM, else in the registration channel), and the request
+		 * ends as not approved */
 		char reg_ch[32];
 		channel_id(ix_cache(q->ix), q->guild, g->registration.registration_channel, reg_ch,
 		           sizeof(reg_ch));
 		const char *p[] = {q->guild, q->user, q->approval, msg, reg_ch};
-		db_query(q->r->db, "SELECT cb_reg_dm($1, $2, 'reg-taken:' || $3, $4, $5)", 5, p,
-		         on_failure_recorded, NULL, NULL);
+		db_query(q->r->db,
+		         "WITH u AS (UPDATE reg_approvals SET state = 'denied' WHERE id = "
+		         "$3::bigint) SELECT cb_reg_dm($1, $2, 'reg-taken:' || $3, $4, $5)",
+		         5, p, on_failure_recorded, NULL, NULL);
+		free(msg);
+		msg = decision(q, g, MT_APPROVAL_FAILED);
 	}
 	refuse(q, eq(outcome, "taken") ? "entry already taken" : "already holds another entry", 0,
 	       q->person, msg);

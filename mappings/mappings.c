@@ -126,6 +126,10 @@ static const struct text_def text_defs[MT_COUNT] = {
     [MT_DENIED_BY] = {"denied_by",
                       "Denied by {staff}: {user}, {entry}, {cohort}",
                       {"staff", "user", "entry", "cohort"}},
+    [MT_APPROVAL_FAILED] = {"approval_failed",
+                            "Not approved by {staff}: {entry} ({cohort}) is already linked "
+                            "to another Discord account. {user} was told.",
+                            {"staff", "user", "entry", "cohort"}},
     [MT_ALREADY_DECIDED] = {"already_decided", "This request was already decided.", {0}},
     [MT_NOTHING_PENDING] = {"nothing_pending", "There is no pending request for this member.", {0}},
     [MT_NOT_SET_UP] = {"not_set_up", "Registration is not set up on this server.", {0}},

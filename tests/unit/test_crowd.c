@@ -1356,6 +1356,11 @@ static void test_crowd_registration(void **state)
 	snprintf(twin_line, sizeof(twin_line), "<@%s> failed to register: entry already taken",
 	         ro_twin->user);
 	audit_expect(b, GR, twin_line);
+	char twin_sql[200];
+	snprintf(twin_sql, sizeof(twin_sql),
+	         "SELECT count(*) FROM reg_approvals WHERE user_id = '%s' AND state = 'denied'",
+	         ro_twin->user);
+	assert_int_equal(count_sql(b, twin_sql), 1); /* the request ended, not approved */
 	double t_last = now_s();
 
 	/* --- the end state ------------------------------------------------------------------ */
