@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ical.h"
 #include "log.h"
 #include "reconcile.h"
 
@@ -128,7 +129,7 @@ struct ctx {
 	struct reconcile *r;
 	const struct mappings_guild *g;
 	const char *guild;
-	char today[16];
+	time_t now;
 	json_t *actions, *warnings, *errors;
 	json_t *role_by_id, *chan_by_id, *owned, *owned_ids, *claimed;
 	json_t *staff_ids; /* staff role key -> id, for those that exist */
@@ -505,6 +506,27 @@ static const char *want_role(struct ctx *c, const char *key, const char *name, i
 	return NULL;
 }
 
+/* A cohort's end_date is a day in the cohort's own time zone: the cohort has ended once the
+ * last second of that day has passed there. When that instant cannot be told (libical
+ * missing), the plan stops rather than guess: a guess could archive the cohort's channels in
+ * one run and open them again in the next. */
+static int cohort_ended(struct ctx *c, const struct mappings_cohort *co)
+{
+	char last[32];
+	time_t end;
+	struct err err = {0};
+	if (!co->end_date)
+		return 0;
+	snprintf(last, sizeof(last), "%.10sT23:59:59", co->end_date);
+	if (ical_parse_time(last, co->time_zone, &end, &err) != 0) {
+		json_array_append_new(
+		    c->errors, json_sprintf("cohort \"%s\": cannot tell when %s ends in %s: %s",
+		                            co->name, co->end_date, co->time_zone, err.msg));
+		return 0;
+	}
+	return c->now > end;
+}
+
 static void member_change(struct ctx *c, const char *op, const char *user, const char *role_id,
                           const char *role_name, const char *cohort)
 {
@@ -580,10 +602,7 @@ static json_t *compute(struct reconcile *r)
 	c->failing = json_object();
 	c->cat_new = json_object();
 	c->staff_ids = json_object();
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(c->today, sizeof(c->today), "%Y-%m-%d", &tm);
+	c->now = time(NULL);
 
 	json_array_foreach(r->roles, i, v)
 		json_object_set(c->role_by_id, jstr(v, "id"), v);
@@ -645,7 +664,7 @@ static json_t *compute(struct reconcile *r)
 			json_array_append_new(
 			    c->warnings,
 			    json_sprintf("cohort \"%s\" matches nobody in the roster", co->name));
-		c->ended[i] = co->end_date && strcmp(co->end_date, c->today) < 0;
+		c->ended[i] = cohort_ended(c, co);
 		char key[300];
 		snprintf(key, sizeof(key), "cohort:%s", co->name);
 		const char *id = c->ended[i] ? resolve(c, "role", key, co->role, 0, NULL, co->name)

@@ -2,7 +2,8 @@
  * database. 2,000 registered learners in 40 cohorts, applied twice (the second run writes
  * nothing); plan writes nothing; a failing source removes nothing; removals beyond the share
  * wait for --allow-removals; limits stop everything; objects the bridge does not own stay as
- * they were; kill -9 at random points, then a rerun, leaves no duplicate. */
+ * they were; kill -9 at random points, then a rerun, leaves no duplicate; end dates are read
+ * in each cohort's time zone. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,22 +24,35 @@ struct rig {
 	const char *env[4];
 };
 
-/* One cohort set (city × program × cohort: 5 × 2 × 4 = 40 cohorts) and one staff role; the
- * cohorts whose cohort value is `ended` ended long ago. */
-static void write_map(struct rig *r, const char *ended)
+/* One cohort set (city × program × cohort: 5 × 2 × 4 = 40 cohorts) and one staff role, coach,
+ * named `coach` in colour `color`; `templates` (the role and channel templates) and `extra`
+ * (time zones, end dates) go into the set as they are. */
+static void write_map_as(struct rig *r, const char *coach, const char *color, const char *templates,
+                         const char *extra)
 {
 	FILE *f = fopen(r->mapfile, "w");
 	assert_non_null(f);
 	fprintf(f,
 	        "{\"guild\": \"" GUILD "\", \"label\": \"Big Academy\", "
-	        "\"staff_roles\": {\"coach\": {\"name\": \"Coach\", \"color\": \"#2e86de\"}}, "
+	        "\"staff_roles\": {\"coach\": {\"name\": \"%s\", \"color\": \"%s\"}}, "
 	        "\"cohort_sets\": [{\"source\": \"roster\", \"name\": \"{program} {city} "
-	        "{cohort}\", \"channels\": {\"category\": \"{name}\", \"text\": "
-	        "\"{program}-{city}-{cohort}\", \"voice\": \"{name} voice\"}, \"staff\": "
-	        "[\"coach\"]%s%s%s}], \"removals\": {\"confirm_share\": 0.1}}",
-	        ended ? ", \"end_dates\": {\"" : "", ended ? ended : "",
-	        ended ? "\": \"2020-01-31\"}" : "");
+	        "{cohort}\", %s, \"staff\": [\"coach\"]%s}], \"removals\": {\"confirm_share\": "
+	        "0.1}}",
+	        coach, color, templates, extra);
 	fclose(f);
+}
+
+#define TEMPLATES                                                                                  \
+	"\"channels\": {\"category\": \"{name}\", \"text\": \"{program}-{city}-{cohort}\", "       \
+	"\"voice\": \"{name} voice\"}"
+
+/* The cohorts whose cohort value is `ended` ended long ago. */
+static void write_map(struct rig *r, const char *ended)
+{
+	char extra[200] = "";
+	if (ended)
+		snprintf(extra, sizeof(extra), ", \"end_dates\": {\"%s\": \"2020-01-31\"}", ended);
+	write_map_as(r, "Coach", "#2e86de", TEMPLATES, extra);
 }
 
 /* A world with `extra_roles` roles nobody maps, an unmanaged Alumni role and #general, and
@@ -515,6 +529,59 @@ static void test_reconcile_kill9(void **state)
 	rig_close(&r);
 }
 
+/* A cohort's end date is a day in its own time zone. The K1 cohorts end "today" as Pago Pago
+ * (UTC-11) counts: there the day is not over, while in Kiritimati (UTC+14, 25 hours ahead) it
+ * is already over. UTC's date is that day or the next, so reading the date in UTC would
+ * treat all of them alike, whatever the hour. */
+static void test_reconcile_end_date_zone(void **state)
+{
+	struct rig r = {0};
+	char dir[96], day[16], extra[300];
+	rig_open(&r, 200, 0, NULL);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	long base = writes(&r);
+
+	/* keep clear of Pago Pago's midnight (11:00 UTC) while the test runs */
+	time_t now = time(NULL);
+	long left = 86400 - (long)((now - 11 * 3600) % 86400);
+	if (left < 120) {
+		sleep((unsigned)left + 1);
+		now = time(NULL);
+	}
+	time_t pago = now - 11 * 3600;
+	struct tm tm;
+	gmtime_r(&pago, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	snprintf(extra, sizeof(extra),
+	         ", \"time_zone\": \"Pacific/Pago_Pago\", \"cities\": {\"C0\": {\"time_zone\": "
+	         "\"Pacific/Kiritimati\"}}, \"end_dates\": {\"K1\": \"%s\"}",
+	         day);
+	write_map_as(&r, "Coach", "#2e86de", TEMPLATES, extra);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "plan", NULL), 0);
+	char *out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "cohort \"P0 C0 K1\" (5 active, ended)\n"));
+	assert_non_null(strstr(out, "cohort \"P1 C0 K1\" (5 active, ended)\n"));
+	assert_non_null(strstr(out, "cohort \"P0 C1 K1\" (5 active)\n"));
+	assert_non_null(strstr(out, "cohort \"P1 C4 K1\" (5 active)\n"));
+	assert_non_null(strstr(out, "~ archive (read-only) \"p0-c0-k1\""));
+	assert_null(strstr(out, "~ archive (read-only) \"p0-c1-k1\""));
+	free(out);
+
+	/* two cohorts' category, text and voice channels go read-only */
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	assert_int_equal(requests(&r, "PATCH /channels/{channel_id}"), 6);
+	assert_int_equal(writes(&r) - base, 6);
+	assert_string_equal(th_sql(r.db,
+	                           "SELECT string_agg(DISTINCT key, ',' ORDER BY key) FROM "
+	                           "owned_objects WHERE archived",
+	                           0),
+	                    "category:P0 C0 K1,category:P1 C0 K1,cohort:P0 C0 K1,cohort:P1 C0 K1");
+	long w = writes(&r);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	assert_int_equal(writes(&r), w);
+	rig_close(&r);
+}
+
 GROUP(group_reconcile)
 {
 	const struct CMUnitTest tests[] = {
@@ -524,6 +591,7 @@ GROUP(group_reconcile)
 	    cmocka_unit_test(test_reconcile_limits),
 	    cmocka_unit_test(test_reconcile_adopts_named),
 	    cmocka_unit_test(test_reconcile_kill9),
+	    cmocka_unit_test(test_reconcile_end_date_zone),
 	};
 	return RUN_GROUP(tests);
 }
