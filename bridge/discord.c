@@ -432,10 +432,19 @@ int discord_ready(const struct discord *d)
 	return d && strcmp(d->state, "ready") == 0;
 }
 
+/* The router's own messages in the guild's words. */
+static const char *router_text(void *ud, const char *guild_id, enum mappings_text key)
+{
+	struct discord *d = ud;
+	return reg_text(d->reg, guild_id, key);
+}
+
 void discord_set_registration(struct discord *d, struct reg *r)
 {
-	if (d)
-		d->reg = r;
+	if (!d)
+		return;
+	d->reg = r;
+	ix_router_set_text(d->ix, router_text);
 }
 
 struct reg *discord_registration(struct discord *d)

@@ -49,11 +49,8 @@ struct ix_router {
 	size_t npending;
 	int freeing;
 	struct sync *syncs; /* command registrations under way */
+	ix_text_fn text;
 };
-
-static const char *const SORRY =
-    "Sorry, something went wrong on our side and this could not be done. Please try again in a "
-    "moment; if it keeps happening, ask in the help channel.";
 
 static void set_staff(struct ix_router *r, const char *const *staff)
 {
@@ -201,17 +198,21 @@ static void answer(struct ix *ix, int type, json_t *data, const char *what)
 		free(s);
 }
 
-static json_t *apology(const char *text)
+/* An ephemeral message in the guild's words (its mappings' text for key). */
+static json_t *apology(const struct ix *ix, enum mappings_text key)
 {
-	return json_pack("{s:s, s:i, s:{s:[]}}", "content", text, "flags", EPHEMERAL,
+	const struct ix_router *r = ix->r;
+	const char *text = r->text ? r->text(r->ud, ix->guild_id, key) : NULL;
+	return json_pack("{s:s, s:i, s:{s:[]}}", "content",
+	                 text ? text : mappings_text_get(NULL, key), "flags", EPHEMERAL,
 	                 "allowed_mentions", "parse");
 }
 
-static void fail_with(struct ix *ix, const char *text, const char *why)
+static void fail_with(struct ix *ix, enum mappings_text key, const char *why)
 {
 	log_warn("interactions", "interaction failed", "route", ix->def ? ix->def->name : "?",
 	         "user", ix->user_id ? ix->user_id : "?", "why", why);
-	json_t *m = apology(text);
+	json_t *m = apology(ix, key);
 	answer(ix, 4, m, "failure");
 	json_decref(m);
 	finish(ix);
@@ -222,7 +223,7 @@ static void fail_with(struct ix *ix, const char *text, const char *why)
 static void on_give_up(uv_timer_t *t)
 {
 	struct ix *ix = t->data;
-	fail_with(ix, SORRY, "the handler did not answer in time");
+	fail_with(ix, MT_ERROR, "the handler did not answer in time");
 }
 
 static void on_deferred(const struct rest_result *res, void *ud)
@@ -248,7 +249,7 @@ static void on_deferred(const struct rest_result *res, void *ud)
 		json_t *held = ix->held;
 		ix->held = NULL;
 		if (ix->held_kind)
-			fail_with(ix, SORRY, json_string_value(held));
+			fail_with(ix, MT_ERROR, json_string_value(held));
 		else {
 			answer(ix, 4, held, "reply");
 			finish(ix);
@@ -471,7 +472,7 @@ void ix_fail(struct ix *ix, const char *why)
 		uv_timer_stop(&ix->timer);
 		return;
 	}
-	fail_with(ix, SORRY, why ? why : "failed");
+	fail_with(ix, MT_ERROR, why ? why : "failed");
 }
 
 /* --- routing ------------------------------------------------------------------------------- */
@@ -573,14 +574,14 @@ void ix_dispatch(struct ix_router *r, json_t *in)
 	if (type != IX_COMMAND)
 		ix->custom_id = name;
 	if (!ix->def) {
-		fail_with(ix, "This button or command is no longer available.",
+		fail_with(ix, MT_UNAVAILABLE,
 		          name ? "no handler for it" : "an interaction of an unknown kind");
 		return;
 	}
 	if ((ix->def->flags & IX_STAFF) && !is_staff(r, member, ix->guild_id)) {
 		log_info("interactions", "a staff command was refused", "route", ix->def->name,
 		         "user", ix->user_id ? ix->user_id : "?");
-		json_t *m = apology("This is for staff only.");
+		json_t *m = apology(ix, MT_STAFF_ONLY);
 		answer(ix, 4, m, "refusal");
 		json_decref(m);
 		finish(ix);
@@ -595,7 +596,7 @@ void ix_dispatch(struct ix_router *r, json_t *in)
 	if (ix->def->flags & IX_MODAL) {
 		/* a modal handler answers before it returns or not at all */
 		ix->handler_done = 1;
-		fail_with(ix, SORRY, "a modal handler returned without opening its modal");
+		fail_with(ix, MT_ERROR, "a modal handler returned without opening its modal");
 		return;
 	}
 	uint64_t spent = uv_now(r->loop) - ix->arrived;
@@ -763,8 +764,7 @@ void ix_router_free(struct ix_router *r)
 			         ix->def->name);
 			finish(ix);
 		} else {
-			fail_with(ix, "The bridge is restarting; please try again in a minute.",
-			          "shutting down");
+			fail_with(ix, MT_RESTARTING, "shutting down");
 		}
 	}
 	for (struct sync *s = r->syncs; s; s = s->next)
@@ -774,4 +774,10 @@ void ix_router_free(struct ix_router *r)
 	free(r->staff);
 	json_decref(r->unsynced);
 	free(r);
+}
+
+void ix_router_set_text(struct ix_router *r, ix_text_fn text)
+{
+	if (r)
+		r->text = text;
 }

@@ -6,6 +6,7 @@
 
 #include "cache.h"
 #include "db.h"
+#include "mappings.h"
 #include "rest.h"
 
 /* Interactions: slash commands, buttons, selects and modal submits, routed to handlers declared
@@ -66,6 +67,11 @@ struct ix_router *ix_router_new(uv_loop_t *loop, struct rest *rest, struct db *d
                                 const struct ix_opts *o, void *ud);
 /* The application id, from READY; needed for webhooks and command registration. */
 void ix_router_set_app(struct ix_router *r, const char *application_id);
+/* The guild's text for key (its mappings'), or NULL for the built-in one; ud is the
+ * router's. */
+typedef const char *(*ix_text_fn)(void *ud, const char *guild_id, enum mappings_text key);
+/* Where the router's own messages (failures, refusals) take their words from. */
+void ix_router_set_text(struct ix_router *r, ix_text_fn text);
 /* New staff roles after a reload. */
 void ix_router_set_staff(struct ix_router *r, const char *const *staff_roles);
 

@@ -163,6 +163,8 @@ static int transient(const struct rest_result *r)
 	return r->status == 0 || r->status == 429 || r->status >= 500;
 }
 
+static int dm_fallback(struct job *j);
+
 static void on_simple(const struct rest_result *r, void *ud)
 {
 	struct job *j = ud;
@@ -184,6 +186,8 @@ static void on_simple(const struct rest_result *r, void *ud)
 		mark_done(j, NULL);
 		return;
 	}
+	if (strcmp(j->kind, "dm") == 0 && r->code == 50007 && dm_fallback(j))
+		return;
 	mark_failed(j, r->err.msg, !transient(r));
 }
 
@@ -227,6 +231,44 @@ static void on_dm_channel(const struct rest_result *r, void *ud)
 	const char *args[] = {cid, NULL};
 	submit(j, "POST", "/channels/{channel_id}/messages", args, b, NULL, on_simple);
 	json_decref(b);
+}
+
+/* The fallback's answer: done either way it went, with where the text went. */
+static void on_fallback(const struct rest_result *r, void *ud)
+{
+	struct job *j = ud;
+	if (r->status < 200 || r->status >= 300) {
+		mark_failed(j, r->err.msg, !transient(r));
+		return;
+	}
+	json_t *res = json_pack("{s:b, s:s*}", "fallback", 1, "message_id",
+	                        json_string_value(json_object_get(r->body, "id")));
+	mark_done(j, res);
+	json_decref(res);
+}
+
+/* A member who does not take direct messages from the server (Discord's 50007) gets the text
+ * where the payload's "fallback" says ({"channel_id", "body"}: a body posted there instead,
+ * mentioning only that member). Returns 0 when the payload has no fallback. */
+static int dm_fallback(struct job *j)
+{
+	json_t *fb = json_object_get(j->payload, "fallback");
+	const char *args[] = {json_string_value(json_object_get(fb, "channel_id")), NULL};
+	const char *user = json_string_value(json_object_get(j->payload, "user_id"));
+	if (!args[0] || !user || !json_is_object(json_object_get(fb, "body")))
+		return 0;
+	json_t *b = json_deep_copy(json_object_get(fb, "body"));
+	char nonce[32];
+	snprintf(nonce, sizeof(nonce), "of%s", j->id);
+	json_object_set_new(b, "nonce", json_string(nonce));
+	json_object_set_new(b, "enforce_nonce", json_true());
+	json_object_set_new(b, "allowed_mentions",
+	                    json_pack("{s:[], s:[s]}", "parse", "users", user));
+	log_info("outbox", "direct messages closed: posted in the channel instead", "id", j->id,
+	         "channel", args[0]);
+	submit(j, "POST", "/channels/{channel_id}/messages", args, b, NULL, on_fallback);
+	json_decref(b);
+	return 1;
 }
 
 struct lookup {

@@ -35,7 +35,7 @@
  * by an attempt whose answer was lost, and is adopted instead of created twice. "own"
  * {"kind", "key", "name"?, "parent_id"?, "archived"?} records the object in owned_objects in
  * the statement that marks the row done. An edit's "owned_name" (role_edit, channel_edit)
- * becomes the edited object's owned_objects.name when its row is done (a trigger, 0011).
+ * becomes the edited object's owned_objects.name when its row is done (a trigger, 0012).
  * Enqueue with OUTBOX_INSERT inside the caller's own transaction. */
 
 #define OUTBOX_CHANNEL "outbox"

@@ -315,7 +315,7 @@ static void edit_owned(struct ctx *c, const char *kind, const char *key, const c
 	const char *idk = role ? "role_id" : "channel_id";
 	json_object_set_new(a, idk, json_string(id));
 	snprintf(what, sizeof(what), "edit:%s", id);
-	/* owned_name: what owned_objects.name becomes once the row is done (0011) */
+	/* owned_name: what owned_objects.name becomes once the row is done (0012) */
 	set_outbox(c, a, role ? "role_edit" : "channel_edit", what,
 	           json_pack("{s:s, s:s, s:o, s:s, s:s}", "guild_id", c->guild, idk, id, "body",
 	                     body, "reason", "cohortbridge: the mappings changed", "owned_name",

@@ -40,6 +40,13 @@ void reg_set_config(struct reg *r, const struct config *cfg, const struct mappin
 	r->maps = maps;
 }
 
+const char *reg_text(const struct reg *r, const char *guild_id, enum mappings_text key)
+{
+	const struct mappings_guild *g =
+	    r && r->maps && guild_id ? mappings_guild(r->maps, guild_id) : NULL;
+	return g ? mappings_text_get(g, key) : NULL;
+}
+
 void reg_free(struct reg *r)
 {
 	free(r);
@@ -115,6 +122,34 @@ static void sources_array(const struct mappings_guild *g, char *buf, size_t cap)
 		                      g->registration.sources[i]);
 	if (n < cap)
 		snprintf(buf + n, cap - n, "}");
+}
+
+/* The mappings' role rules as cb_reg_roles reads them: [{"source", "items", "variations",
+ * "roles": ["role:<key>" | "staff:<key>"]}]. Returned to the caller to free. */
+static char *rules_json(const struct mappings_guild *g)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; g && i < g->nrole_rules; i++) {
+		const struct mappings_role_rule *rr = &g->role_rules[i];
+		json_t *items = json_array(), *vars = json_array(), *roles = json_array();
+		for (size_t k = 0; k < rr->nitems; k++)
+			json_array_append_new(items, json_string(rr->items[k]));
+		for (size_t k = 0; k < rr->nvariations; k++)
+			json_array_append_new(vars, json_string(rr->variations[k]));
+		for (size_t k = 0; k < rr->nroles; k++) {
+			int other = 0;
+			for (size_t x = 0; x < g->nroles && !other; x++)
+				other = eq(g->roles[x].key, rr->roles[k]);
+			json_array_append_new(
+			    roles, json_sprintf("%s:%s", other ? "role" : "staff", rr->roles[k]));
+		}
+		json_array_append_new(a, json_pack("{s:s, s:o, s:o, s:o}", "source", rr->source,
+		                                   "items", items, "variations", vars, "roles",
+		                                   roles));
+	}
+	char *s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
 }
 
 static const struct source_cfg *source_cfg(const struct config *cfg, const char *name)
@@ -309,8 +344,9 @@ struct rq {
 	char source[64], person[128], cohort[128], name[256];
 	char staff[32];
 	long user_fails, entry_fails;
-	int approve; /* decisions: 1 approve, 0 deny */
-	int update;  /* answer by replacing the message the component is on */
+	int approve;       /* decisions: 1 approve, 0 deny */
+	int update;        /* answer by replacing the message the component is on */
+	char approval[24]; /* a staff decision: the request's id */
 };
 
 static struct rq *rq_new(struct ix *ix)
@@ -403,7 +439,7 @@ static char *fail_text(struct rq *q, enum mappings_text key, const char *var, co
 	const struct mappings_guild *g = guild_of(q);
 	char help[128];
 	if (!g)
-		return strdup("Registration is not set up on this server.");
+		return strdup(mappings_text_get(NULL, MT_NOT_SET_UP));
 	help_mention(ix_cache(q->ix), g, q->guild, help, sizeof(help));
 	const char *vars[] = {"help_channel", help, var, val, NULL};
 	return text(g, key, var ? vars : (const char *[]){"help_channel", help, NULL});
@@ -419,7 +455,7 @@ static void refuse_too_many(struct rq *q)
 
 static void not_set_up(struct rq *q)
 {
-	done(q, ephemeral(strdup("Registration is not set up on this server.")));
+	done(q, ephemeral(text(guild_of(q), MT_NOT_SET_UP, NULL)));
 }
 
 /* --- the steps: City -> Program -> Cohort ------------------------------------------------- */
@@ -428,7 +464,8 @@ static const char *const STEP_ROUTE[] = {"reg:pick:city", "reg:pick:program", "r
 
 /* A select of values (distinct, in order) for one step; more than 25 are shown 24 at a time
  * with a last option that turns the page. */
-static json_t *select_of(int step, const char *const *values, size_t n, size_t page)
+static json_t *select_of(const struct mappings_guild *g, int step, const char *const *values,
+                         size_t n, size_t page)
 {
 	json_t *opts = json_array();
 	size_t per = n > MAX_OPTIONS ? MAX_OPTIONS - 1 : n;
@@ -439,10 +476,16 @@ static json_t *select_of(int step, const char *const *values, size_t n, size_t p
 		json_array_append_new(
 		    opts, json_pack("{s:s, s:s}", "label", values[i], "value", values[i]));
 	if (n > MAX_OPTIONS) {
-		char v[32], label[64];
+		char v[32], at[24], of[24];
 		snprintf(v, sizeof(v), "~page:%zu", (page + 1) % pages);
-		snprintf(label, sizeof(label), "More... (%zu of %zu)", page + 1, pages);
-		json_array_append_new(opts, json_pack("{s:s, s:s}", "label", label, "value", v));
+		snprintf(at, sizeof(at), "%zu", page + 1);
+		snprintf(of, sizeof(of), "%zu", pages);
+		const char *vars[] = {"page", at, "pages", of, NULL};
+		char *label = text(g, MT_MORE_CHOICES, vars);
+		json_array_append_new(opts, json_pack("{s:s%, s:s}", "label", label,
+		                                      strlen(label) > 100 ? 100 : strlen(label),
+		                                      "value", v));
+		free(label);
 	}
 	return json_pack("{s:i, s:[{s:i, s:s, s:o}]}", "type", 1, "components", "type", 3,
 	                 "custom_id", STEP_ROUTE[step], "options", opts);
@@ -512,7 +555,8 @@ static json_t *next_step(struct rq *q, const struct mappings_guild *g, const str
 		const char *vars[] = {"city", f->city, "program", f->program, NULL};
 		char *content = text(g, key, vars);
 		m = json_pack("{s:s, s:i, s:[o]}", "content", content, "flags", EPHEMERAL,
-		              "components", select_of(step, vals, n, page_step == step ? page : 0));
+		              "components",
+		              select_of(g, step, vals, n, page_step == step ? page : 0));
 		free(content);
 		free(vals);
 		return m;
@@ -767,6 +811,18 @@ void reg_ix_go(struct ix *ix)
 
 /* --- claiming an entry ---------------------------------------------------------------------- */
 
+/* What a staff decision on q's request says (approved_by or denied_by); to be freed. */
+static char *decision(struct rq *q, const struct mappings_guild *g, enum mappings_text key)
+{
+	char staff[40], who[40], entry[200];
+	snprintf(staff, sizeof(staff), "<@%s>", q->staff);
+	snprintf(who, sizeof(who), "<@%s>", q->user);
+	snprintf(entry, sizeof(entry), "%.60s:%.120s", q->source, q->person);
+	const char *vars[] = {"staff", staff,    "user",    who, "entry",
+	                      entry,   "cohort", q->cohort, NULL};
+	return text(g, key, vars);
+}
+
 static void on_claimed(PGresult *res, const struct err *err, void *ud)
 {
 	struct rq *q = ud;
@@ -785,13 +841,18 @@ static void on_claimed(PGresult *res, const struct err *err, void *ud)
 		         q->source, "cohort", q->cohort);
 		const char *vars[] = {"name", q->name, "cohort", q->cohort, "roles", role, NULL};
 		char *t = text(g, MT_REGISTERED, vars);
-		if (q->update) {
-			char line[2300];
-			snprintf(line, sizeof(line), "Approved by <@%s>: <@%s>, %s:%s, %s",
-			         q->staff, q->user, q->source, q->person, q->cohort);
+		if (q->approval[0]) {
+			/* a staff decision: staff see the decision, not the welcome */
 			free(t);
-			done(q, json_pack("{s:s, s:[]}", "content", line, "components"));
-			return;
+			t = decision(q, g, MT_APPROVED_BY);
+			if (q->update) {
+				done(q, json_pack("{s:s, s:[]}", "content", t, "components"));
+				free(t);
+				return;
+			}
+			const char *p[] = {q->guild, q->approval, t};
+			db_query(q->r->db, "SELECT cb_reg_approval_close($1, $2::bigint, $3)", 3, p,
+			         on_failure_recorded, NULL, NULL);
 		}
 		done(q, ephemeral(t));
 		return;
@@ -819,8 +880,12 @@ static void claim(struct rq *q, const char *method, int dm)
 	char *audit = text(g, MT_AUDIT_REGISTERED, vars);
 	const char *dvars[] = {"name", q->name, "cohort", q->cohort, "roles", q->cohort, NULL};
 	char *dm_text = dm ? text(g, MT_REGISTERED, dvars) : NULL;
+	char *rules = rules_json(g);
+	char reg_ch[32];
 	channel_id(ix_cache(q->ix), q->guild, g->registration.audit_channel, audit_ch,
 	           sizeof(audit_ch));
+	channel_id(ix_cache(q->ix), q->guild, g->registration.registration_channel, reg_ch,
+	           sizeof(reg_ch));
 	const char *p[] = {q->guild,
 	                   q->user,
 	                   q->source,
@@ -830,13 +895,16 @@ static void claim(struct rq *q, const char *method, int dm)
 	                   g->registration.set_nickname && q->name[0] ? q->name : NULL,
 	                   audit_ch,
 	                   audit,
-	                   dm_text};
+	                   dm_text,
+	                   rules,
+	                   reg_ch};
 	query(q,
 	      "SELECT outcome, role_name FROM cb_reg_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-	      "$10)",
-	      10, p, on_claimed);
+	      "$10, $11::jsonb, $12)",
+	      12, p, on_claimed);
 	free(audit);
 	free(dm_text);
+	free(rules);
 }
 
 /* --- the identifier and its proof ---------------------------------------------------------- */
@@ -1059,7 +1127,15 @@ static void start_approval(struct rq *q)
 	snprintf(entry, sizeof(entry), "%s:%s (%s)", q->source, q->person, q->name);
 	const char *vars[] = {"user", who, "entry", entry, "cohort", q->cohort, NULL};
 	char *req = text(g, MT_APPROVAL_REQUEST, vars);
-	const char *p[] = {q->guild, q->user, q->source, q->person, q->cohort, ch, req};
+	const char *p[] = {q->guild,
+	                   q->user,
+	                   q->source,
+	                   q->person,
+	                   q->cohort,
+	                   ch,
+	                   req,
+	                   mappings_text_get(g, MT_APPROVE_BUTTON),
+	                   mappings_text_get(g, MT_DENY_BUTTON)};
 	/* the request and its message in one statement; asking again while a request is pending
 	 * changes the request, not the number of messages */
 	query(q,
@@ -1071,11 +1147,12 @@ static void start_approval(struct rq *q)
 	      "SELECT $1::bigint, 'message_create', 'reg-approval:' || a.id, jsonb_build_object("
 	      "'channel_id', $6::text, 'body', jsonb_build_object('content', left($7::text, 2000), "
 	      "'components', jsonb_build_array(jsonb_build_object('type', 1, 'components', "
-	      "jsonb_build_array(jsonb_build_object('type', 2, 'style', 3, 'label', 'Approve', "
+	      "jsonb_build_array(jsonb_build_object('type', 2, 'style', 3, 'label', left($8::text, "
+	      "80), "
 	      "'custom_id', 'reg:decide:ok:' || a.id), jsonb_build_object('type', 2, 'style', 4, "
-	      "'label', 'Deny', 'custom_id', 'reg:decide:no:' || a.id)))))) "
+	      "'label', left($9::text, 80), 'custom_id', 'reg:decide:no:' || a.id)))))) "
 	      "FROM a WHERE a.fresh ON CONFLICT (key) DO NOTHING",
-	      7, p, on_approval_queued);
+	      9, p, on_approval_queued);
 	free(req);
 }
 
@@ -1436,10 +1513,12 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 		return;
 	}
 	if (PQntuples(res) == 0) {
-		done(q, q->update
-		            ? json_pack("{s:s, s:[]}", "content",
-		                        "This request was already decided.", "components")
-		            : ephemeral(strdup("There is no pending request for this member.")));
+		char *t = text(g, q->update ? MT_ALREADY_DECIDED : MT_NOTHING_PENDING, NULL);
+		if (q->update) {
+			done(q, json_pack("{s:s, s:[]}", "content", t, "components"));
+			free(t);
+		} else
+			done(q, ephemeral(t));
 		return;
 	}
 	/* from here on, the learner's request is the one being answered */
@@ -1448,11 +1527,12 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 	snprintf(q->person, sizeof(q->person), "%s", PQgetvalue(res, 0, 2));
 	snprintf(q->cohort, sizeof(q->cohort), "%s", PQgetvalue(res, 0, 3));
 	snprintf(q->name, sizeof(q->name), "%s", PQgetvalue(res, 0, 4));
+	snprintf(q->approval, sizeof(q->approval), "%s", PQgetvalue(res, 0, 5));
 	if (q->approve) {
 		claim(q, "staff_approval", 1);
 		return;
 	}
-	char audit_ch[32], who[40], help[128], line[700];
+	char audit_ch[32], reg_ch[32], who[40], help[128];
 	snprintf(who, sizeof(who), "<@%s>", q->user);
 	const char *avars[] = {"user",           who, "reason", "denied by staff", "method",
 	                       "staff_approval", NULL};
@@ -1462,23 +1542,25 @@ static void on_decided(PGresult *res, const struct err *err, void *ud)
 	char *denied = text(g, MT_DENIED, dvars);
 	channel_id(ix_cache(q->ix), q->guild, g->registration.audit_channel, audit_ch,
 	           sizeof(audit_ch));
-	const char *p[] = {q->guild, q->user, q->source, q->person,
-	                   audit_ch, audit,   denied,    PQgetvalue(res, 0, 5)};
-	db_query(
-	    q->r->db,
-	    "WITH a AS (INSERT INTO reg_attempts (guild_id, user_id, source, person, method, "
-	    "ok, reason) VALUES ($1, $2, $3, $4, 'staff_approval', false, 'denied')), "
-	    "d AS (INSERT INTO outbox (guild_id, kind, key, payload) VALUES ($1::bigint, 'dm', "
-	    "'reg-denied:' || $8, jsonb_build_object('user_id', $2::text, 'body', "
-	    "jsonb_build_object('content', $7::text))) ON CONFLICT (key) DO NOTHING) "
-	    "SELECT cb_reg_audit($1, $5, $6)",
-	    8, p, on_failure_recorded, q, NULL);
+	channel_id(ix_cache(q->ix), q->guild, g->registration.registration_channel, reg_ch,
+	           sizeof(reg_ch));
+	char *line = decision(q, g, MT_DENIED_BY);
+	const char *p[] = {q->guild, q->user, q->source,   q->person, audit_ch,
+	                   audit,    denied,  q->approval, reg_ch,    q->update ? NULL : line};
+	db_query(q->r->db,
+	         "WITH a AS (INSERT INTO reg_attempts (guild_id, user_id, source, person, method, "
+	         "ok, reason) VALUES ($1, $2, $3, $4, 'staff_approval', false, 'denied')) "
+	         "SELECT cb_reg_audit($1, $5, $6), "
+	         "cb_reg_dm($1, $2, 'reg-denied:' || $8, $7, $9), "
+	         "cb_reg_approval_close($1, $8::bigint, $10)",
+	         10, p, on_failure_recorded, q, NULL);
 	free(audit);
 	free(denied);
-	snprintf(line, sizeof(line), "Denied by <@%s>: <@%s>, %s:%s, %s", q->staff, q->user,
-	         q->source, q->person, q->cohort);
-	done(q, q->update ? json_pack("{s:s, s:[]}", "content", line, "components")
-	                  : ephemeral(strdup(line)));
+	if (q->update) {
+		done(q, json_pack("{s:s, s:[]}", "content", line, "components"));
+		free(line);
+	} else
+		done(q, ephemeral(line));
 }
 
 #define DECIDE_SQL                                                                                 \
@@ -1783,9 +1865,11 @@ void reg_member_joined(struct reg *r, const char *guild_id, const char *user_id)
 {
 	if (!r || !guild_id || !user_id || !r->maps || !mappings_guild(r->maps, guild_id))
 		return;
-	const char *p[] = {guild_id, user_id};
+	char *rules = rules_json(mappings_guild(r->maps, guild_id));
+	const char *p[] = {guild_id, user_id, rules};
 	char *who = strdup(user_id);
-	if (!who ||
-	    db_query(r->db, "SELECT cb_reg_rejoin($1, $2)", 2, p, on_rejoined, who, NULL) != 0)
+	if (!who || db_query(r->db, "SELECT cb_reg_rejoin($1, $2, $3::jsonb)", 3, p, on_rejoined,
+	                     who, NULL) != 0)
 		free(who);
+	free(rules);
 }

@@ -28,8 +28,10 @@ void reg_set_config(struct reg *r, const struct config *cfg, const struct mappin
 /* The guild's channels are known (GUILD_CREATE, a channel created): posts or updates its
  * Register message. */
 void reg_guild_ready(struct reg *r, struct cache *c, const char *guild_id);
-/* GUILD_MEMBER_ADD: a registered learner who comes back gets their role again. */
+/* GUILD_MEMBER_ADD: a registered learner who comes back gets their roles again. */
 void reg_member_joined(struct reg *r, const char *guild_id, const char *user_id);
+/* The guild's text for key, as its mappings word it; NULL when no mappings name the guild. */
+const char *reg_text(const struct reg *r, const char *guild_id, enum mappings_text key);
 void reg_free(struct reg *r);
 
 /* The routes and commands (bridge/commands.c lists them); they reach the module through

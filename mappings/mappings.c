@@ -118,6 +118,27 @@ static const struct text_def text_defs[MT_COUNT] = {
                              "Roster source {source} answers properly again; changes from it "
                              "apply as usual.",
                              {"source"}},
+    [MT_APPROVE_BUTTON] = {"approve_button", "Approve", {0}},
+    [MT_DENY_BUTTON] = {"deny_button", "Deny", {0}},
+    [MT_APPROVED_BY] = {"approved_by",
+                        "Approved by {staff}: {user}, {entry}, {cohort}",
+                        {"staff", "user", "entry", "cohort"}},
+    [MT_DENIED_BY] = {"denied_by",
+                      "Denied by {staff}: {user}, {entry}, {cohort}",
+                      {"staff", "user", "entry", "cohort"}},
+    [MT_ALREADY_DECIDED] = {"already_decided", "This request was already decided.", {0}},
+    [MT_NOTHING_PENDING] = {"nothing_pending", "There is no pending request for this member.", {0}},
+    [MT_NOT_SET_UP] = {"not_set_up", "Registration is not set up on this server.", {0}},
+    [MT_ERROR] = {"error",
+                  "Sorry, something went wrong on our side and this could not be done. Please "
+                  "try again in a moment; if it keeps happening, ask in the help channel.",
+                  {0}},
+    [MT_UNAVAILABLE] = {"unavailable", "This button or command is no longer available.", {0}},
+    [MT_STAFF_ONLY] = {"staff_only", "This is for staff only.", {0}},
+    [MT_RESTARTING] = {"restarting",
+                       "The bridge is restarting; please try again in a minute.",
+                       {0}},
+    [MT_MORE_CHOICES] = {"more_choices", "More... ({page} of {pages})", {"page", "pages"}},
 };
 
 const char *mappings_text_key(enum mappings_text key)

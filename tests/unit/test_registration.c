@@ -44,6 +44,9 @@ static void append_guild(char *buf, size_t cap, const char *id, const char *extr
 	         buf[n - 1] == '[' ? "" : ",", id, id, extra_roles, STAFF);
 }
 
+/* Rows added to the roster file: one city and program with this many cohorts. */
+static int porto_cohorts;
+
 /* The world (three servers, one per proof method), the mappings and the config. */
 static void start(struct bed *b, int defer_ms)
 {
@@ -100,6 +103,10 @@ static void start(struct bed *b, int defer_ms)
 		                       json_string_value(json_object_get(l, "start")));
 	}
 	json_decref(seen);
+	for (int k = 1; k <= porto_cohorts; k++)
+		cn += (size_t)snprintf(csv + cn, sizeof(csv) - cn,
+		                       "p%d,Porto Learner %d,p%d@example.org,Porto,Web,P%02d\n", k,
+		                       k, k, k);
 	snprintf(text + n, sizeof(text) - n,
 	         "], \"registration\": {\"sources\": [\"canvas\"], \"proof\": \"lms_code\", "
 	         "\"channels\": {\"registration\": \"register\", \"help\": \"help\", \"audit\": "
@@ -111,7 +118,9 @@ static void start(struct bed *b, int defer_ms)
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/pretix.json", mdir);
 	f = fopen(path, "w");
-	fputs("{\"guild\": \"" G_PRETIX "\", \"cohorts\": ["
+	fputs("{\"guild\": \"" G_PRETIX "\", \"roles\": {\"attendee\": {\"name\": "
+	      "\"Attendee\"}}, \"role_rules\": [{\"source\": \"pretix\", \"items\": [1], "
+	      "\"roles\": [\"attendee\"]}], \"cohorts\": ["
 	      "{\"name\": \"Pass Berlin\", \"match\": {\"source\": \"pretix\", \"groups\": "
 	      "[\"1/1\"]}},"
 	      "{\"name\": \"Pass Lisbon\", \"match\": {\"source\": \"pretix\", \"groups\": "
@@ -129,7 +138,8 @@ static void start(struct bed *b, int defer_ms)
 	      "\"registration\": {\"sources\": [\"roster\"], \"proof\": \"staff_approval\", "
 	      "\"channels\": {\"registration\": \"register\", \"help\": \"help\", \"approval\": "
 	      "\"approvals\", \"audit\": \"audit\"}, \"attempts\": {\"per_user\": 3, "
-	      "\"per_entry\": 5, \"window_minutes\": 60}}}",
+	      "\"per_entry\": 5, \"window_minutes\": 60}}, \"texts\": {\"staff_only\": "
+	      "\"Nur f\u00fcr das Team.\", \"approve_button\": \"Annehmen\"}}",
 	      f);
 	fclose(f);
 	const char *csvpath = th_write_file(1, "roster.csv", csv);
@@ -409,9 +419,10 @@ static void member_roles(struct bed *b, const char *guild, const char *user, cha
 			               json_object_get(json_object_get(m, "user"), "id")),
 			           user) != 0)
 				continue;
-			json_array_foreach(json_object_get(m, "roles"), j, r) {
+			/* in the guild's order of roles, whatever order they were given in */
+			json_array_foreach(json_object_get(g, "roles"), j, role) {
 				size_t q;
-				json_array_foreach(json_object_get(g, "roles"), q, role) {
+				json_array_foreach(json_object_get(m, "roles"), q, r) {
 					if (strcmp(json_string_value(json_object_get(role, "id")),
 					           json_string_value(r)) == 0) {
 						size_t n = strlen(out);
@@ -562,8 +573,9 @@ static void test_registration_pretix(void **state)
 	    1)
 		fail_msg("not registered with %s / %s: %s", code, name, content(rec));
 	json_decref(rec);
+	/* the cohort's role and the role rule's (a ticket of item 1) */
 	char want[64];
-	snprintf(want, sizeof(want), "|%s|", cohort);
+	snprintf(want, sizeof(want), "|%s|Attendee|", cohort);
 	wait_roles(&b, G_PRETIX, ada, want, 10000);
 
 	/* the same entry for eve: taken; then eve runs out of attempts */
@@ -686,12 +698,15 @@ static void test_registration_approval(void **state)
 	                       "SELECT count(*) FROM outbox WHERE key LIKE 'reg-approval:%' AND "
 	                       "state = 'done'",
 	                       1, 10000));
+	assert_int_equal(count_sql(&b, "SELECT count(*) FROM outbox WHERE key LIKE "
+	                               "'reg-approval:%' AND payload::text LIKE '%Annehmen%'"),
+	                 1);
 	const char *id = th_sql(b.db, "SELECT id FROM reg_approvals WHERE state = 'pending'", 0);
 	char cid[64];
 	snprintf(cid, sizeof(cid), "reg:decide:ok:%s", id);
-	/* a learner cannot approve */
+	/* a learner cannot approve (told in the server's own words) */
 	rec = click(&b, G_STAFF, fay, cid);
-	assert_non_null(strstr(content(rec), "staff only"));
+	assert_non_null(strstr(content(rec), "Nur f\xc3\xbcr das Team."));
 	json_decref(rec);
 	rec = click(&b, G_STAFF, STAFF, cid);
 	assert_non_null(strstr(content(rec), "Approved"));
@@ -746,7 +761,7 @@ static void test_registration_approval(void **state)
 	json_decref(rec);
 	snprintf(opt, sizeof(opt), "[{\"name\": \"user\", \"type\": 6, \"value\": \"%s\"}]", dee);
 	rec = command(&b, G_STAFF, fay, "unlink", opt);
-	assert_non_null(strstr(content(rec), "staff only"));
+	assert_non_null(strstr(content(rec), "Nur f\xc3\xbcr das Team."));
 	json_decref(rec);
 	rec = command(&b, G_STAFF, STAFF, "unlink", opt);
 	assert_non_null(strstr(content(rec), "no longer holds"));
@@ -764,7 +779,114 @@ static void test_registration_approval(void **state)
 	assert_non_null(strstr(content(rec), "Denied"));
 	json_decref(rec);
 	wait_roles(&b, G_STAFF, fay, "|", 2000);
-	assert_true(wait_audit(&b, G_STAFF, NULL, 5) >= 5);
+
+	/* /approve by command closes the request's message; a learner who takes no direct
+	 * messages is told in the registration channel instead */
+	json_t *l3 = learner(&b, 2);
+	char cohort3[128];
+	snprintf(cohort3, sizeof(cohort3), "%s %s %s", lstr(l3, "program"), lstr(l3, "city"),
+	         lstr(l3, "start"));
+	const char *ivy = join(&b, G_STAFF, "ivy", 4);
+	snprintf(sql, sizeof(sql), "/_sim/users/%s/dms", ivy);
+	th_sim_call(b.port, "POST", sql, "{\"open\": false}", NULL);
+	const char *const vals3[] = {lstr(l3, "city"), lstr(l3, "program"), cohort3, NULL};
+	pick_cohort(&b, G_STAFF, ivy, vals3);
+	snprintf(fields, sizeof(fields), "{\"ident\": \"%s\"}", lstr(l3, "email"));
+	json_decref(submit(&b, G_STAFF, ivy, "reg:ident", fields));
+	assert_true(wait_count(&b,
+	                       "SELECT count(*) FROM outbox WHERE key LIKE 'reg-approval:%' AND "
+	                       "state = 'done'",
+	                       3, 10000));
+	snprintf(opt, sizeof(opt), "[{\"name\": \"user\", \"type\": 6, \"value\": \"%s\"}]", ivy);
+	rec = command(&b, G_STAFF, STAFF, "approve", opt);
+	assert_non_null(strstr(content(rec), "Approved by"));
+	json_decref(rec);
+	snprintf(want, sizeof(want), "|%s|", cohort3);
+	wait_roles(&b, G_STAFF, ivy, want, 10000);
+	assert_true(wait_count(&b,
+	                       "SELECT count(*) FROM outbox WHERE key LIKE 'reg-approval-close:%' "
+	                       "AND state = 'done'",
+	                       1, 10000));
+	assert_true(wait_count(&b,
+	                       "SELECT count(*) FROM outbox WHERE key LIKE 'reg-dm:%' AND state = "
+	                       "'done' AND (result->>'fallback')::boolean",
+	                       1, 10000));
+	json_t *st = NULL, *m;
+	size_t i;
+	int closed = 0, told = 0;
+	char mention[48];
+	snprintf(mention, sizeof(mention), "<@%s> ", ivy);
+	th_sim_call(b.port, "GET", "/_sim/state", NULL, &st);
+	json_t *msgs = json_object_get(st, "messages");
+	json_array_foreach(json_object_get(msgs, channel_of(&b, G_STAFF, "approvals")), i, m) {
+		const char *c = json_string_value(json_object_get(m, "content"));
+		if (c && strstr(c, ivy) && strncmp(c, "Approved by", 11) == 0 &&
+		    json_array_size(json_object_get(m, "components")) == 0)
+			closed++;
+	}
+	json_array_foreach(json_object_get(msgs, channel_of(&b, G_STAFF, "register")), i, m) {
+		const char *c = json_string_value(json_object_get(m, "content"));
+		if (c && strncmp(c, mention, strlen(mention)) == 0 && strstr(c, cohort3))
+			told++;
+	}
+	json_decref(st);
+	assert_int_equal(closed, 1);
+	assert_int_equal(told, 1);
+	assert_true(wait_audit(&b, G_STAFF, NULL, 6) >= 6);
+	bed_down(&b);
+}
+
+/* More than 25 choices in one step: 24 a page and an option that turns the page. */
+static void test_registration_many_choices(void **state)
+{
+	struct bed b;
+	porto_cohorts = 30;
+	bed_up(&b, 2000);
+	porto_cohorts = 0;
+	const char *jo = join(&b, G_STAFF, "jo", 0);
+	json_t *rec = click(&b, G_STAFF, jo, "reg:start");
+	assert_string_equal(first_custom_id(rec), "reg:pick:city");
+	json_decref(rec);
+	/* one program in Porto: that step is taken for the learner */
+	rec = pick(&b, G_STAFF, jo, "reg:pick:city", "Porto");
+	assert_string_equal(first_custom_id(rec), "reg:pick:cohort");
+	json_t *opts = json_object_get(
+	    json_array_get(
+	        json_object_get(json_array_get(json_object_get(answer(rec), "components"), 0),
+	                        "components"),
+	        0),
+	    "options");
+	assert_int_equal(json_array_size(opts), 25);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(opts, 0), "value")),
+	                    "Web Porto P01");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(opts, 24), "value")),
+	                    "~page:1");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(opts, 24), "label")),
+	                    "More... (1 of 2)");
+	json_decref(rec);
+	rec = pick(&b, G_STAFF, jo, "reg:pick:cohort", "~page:1");
+	opts = json_object_get(
+	    json_array_get(
+	        json_object_get(json_array_get(json_object_get(answer(rec), "components"), 0),
+	                        "components"),
+	        0),
+	    "options");
+	assert_int_equal(json_array_size(opts), 7); /* P25..P30 and the way back */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(opts, 0), "value")),
+	                    "Web Porto P25");
+	json_decref(rec);
+	rec = pick(&b, G_STAFF, jo, "reg:pick:cohort", "Web Porto P27");
+	assert_string_equal(first_custom_id(rec), "reg:go");
+	json_decref(rec);
+	rec = click(&b, G_STAFF, jo, "reg:go");
+	assert_int_equal(cb_type(rec), 9);
+	json_decref(rec);
+	rec = submit(&b, G_STAFF, jo, "reg:ident", "{\"ident\": \"p27@example.org\"}");
+	json_decref(rec);
+	assert_true(wait_count(&b,
+	                       "SELECT count(*) FROM reg_approvals WHERE person = 'p27' AND "
+	                       "cohort = 'Web Porto P27'",
+	                       1, 10000));
 	bed_down(&b);
 }
 
@@ -775,6 +897,7 @@ GROUP(group_registration)
 	    cmocka_unit_test(test_registration_pretix),
 	    cmocka_unit_test(test_registration_lms_code),
 	    cmocka_unit_test(test_registration_approval),
+	    cmocka_unit_test(test_registration_many_choices),
 	};
 	return RUN_GROUP(tests);
 }
