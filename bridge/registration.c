@@ -858,8 +858,19 @@ static void on_claimed(PGresult *res, const struct err *err, void *ud)
 		return;
 	}
 	/* someone else holds the entry, or this account holds another one */
+	char *msg = fail_text(q, MT_FAIL_TAKEN, NULL, NULL);
+	if (q->approval[0]) {
+		/* a staff decision: the answer goes to staff, so the learner is told as after
+		 * any other decision (by DM, else in the registration channel) */
+		char reg_ch[32];
+		channel_id(ix_cache(q->ix), q->guild, g->registration.registration_channel, reg_ch,
+		           sizeof(reg_ch));
+		const char *p[] = {q->guild, q->user, q->approval, msg, reg_ch};
+		db_query(q->r->db, "SELECT cb_reg_dm($1, $2, 'reg-taken:' || $3, $4, $5)", 5, p,
+		         on_failure_recorded, NULL, NULL);
+	}
 	refuse(q, eq(outcome, "taken") ? "entry already taken" : "already holds another entry", 0,
-	       q->person, fail_text(q, MT_FAIL_TAKEN, NULL, NULL));
+	       q->person, msg);
 }
 
 /* Claims q->source/person for q->user in one statement (cb_reg_claim). dm: also tell the

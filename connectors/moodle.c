@@ -367,10 +367,14 @@ static void next_step(struct moodle *m)
 	const char *course = json_string_value(json_array_get(m->courses, m->course));
 	switch (m->step) {
 	case S_USERS:
-		snprintf(params, sizeof(params),
-		         "courseid=%s&options[0][name]=limitfrom&options[0][value]=%ld&options[1]["
-		         "name]=limitnumber&options[1][value]=%d",
-		         course, m->offset, PAGE);
+		/* onlyactive: a suspended enrolment is a learner who left (Moodle lists them
+		 * otherwise, with nothing that tells them apart) */
+		snprintf(
+		    params, sizeof(params),
+		    "courseid=%s&options[0][name]=limitfrom&options[0][value]=%ld&options[1]["
+		    "name]=limitnumber&options[1][value]=%d&options[2][name]=onlyactive&options["
+		    "2][value]=1",
+		    course, m->offset, PAGE);
 		call(m, "core_enrol_get_enrolled_users", params);
 		return;
 	case S_ASSIGNMENTS:

@@ -36,6 +36,7 @@ GROUP(group_reconcile);
 GROUP(group_registration);
 GROUP(group_doctor);
 GROUP(group_staff);
+GROUP(group_crowd);
 
 /* DATABASE_URL of the throwaway cluster (fails the test when unset). */
 const char *th_db_url(void);

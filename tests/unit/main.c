@@ -12,7 +12,7 @@ int main(void)
 	                      group_rest,      group_gateway,  group_cache,     group_outbox,
 	                      group_interact,  group_sources,  group_moodle,    group_ical,
 	                      group_calendars, group_mappings, group_reconcile, group_registration,
-	                      group_doctor,    group_staff};
+	                      group_doctor,    group_staff,    group_crowd};
 	int run = 0, failed = 0;
 	const char *filter = getenv("TEST_FILTER");
 	if (filter && *filter)

@@ -587,6 +587,10 @@ static void test_sync_fake_sources(void **state)
 	                       "SELECT count(DISTINCT person) FROM memberships WHERE source = "
 	                       "'pretix' AND kind = 'item' AND status = 'active'"),
 	                 paid_tickets);
+	/* a suspended Moodle enrolment (1008, deactivated) is no active membership */
+	assert_int_equal(count(f.db, "SELECT count(*) FROM memberships WHERE source = 'moodle' AND "
+	                             "person = '1008' AND status = 'active'"),
+	                 0);
 	/* Moodle's XML and JSON formats give the same rows */
 	assert_int_equal(
 	    count(f.db,
