@@ -332,17 +332,15 @@ static void on_reload(uv_signal_t *s, int signum)
 		config_free(nc);
 		return;
 	}
-	/* a run under way reads the mappings being replaced: it stops, and starts again on the
-	 * new ones */
-	int rerun = d->reconcile != NULL;
+	/* a run under way reads the mappings being replaced: it stops; a run on the new ones
+	 * carries out what they changed (renames, new cohorts, end dates) */
 	reconcile_cancel(d->reconcile);
 	d->reconcile = NULL;
 	reg_set_config(d->reg, nc, nm); /* before the old ones go */
 	staff_set(d->staff, nc, nm, discord_rest(d->discord), discord_cache(d->discord));
 	mappings_free(d->maps);
 	d->maps = nm;
-	if (rerun)
-		reconcile_now(d);
+	reconcile_now(d);
 	if (str_differs(nc->http_host, d->cfg->http_host) || nc->http_port != d->cfg->http_port)
 		log_warn("daemon", "http.listen changed; it takes effect on restart");
 	if (nc->migrate_on_start != d->cfg->migrate_on_start ||

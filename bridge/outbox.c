@@ -421,6 +421,15 @@ static void run(struct job *j)
 		}
 		submit(j, "PATCH", "/channels/{channel_id}", args, json_object_get(p, "body"),
 		       reason, on_simple);
+	} else if (strcmp(j->kind, "role_edit") == 0) {
+		const char *args[] = {guild, json_string_value(json_object_get(p, "role_id")),
+		                      NULL};
+		if (!args[0] || !args[1]) {
+			mark_failed(j, "payload lacks guild_id or role_id", 1);
+			return;
+		}
+		submit(j, "PATCH", "/guilds/{guild_id}/roles/{role_id}", args,
+		       json_object_get(p, "body"), reason, on_simple);
 	} else if (strcmp(j->kind, "member_edit") == 0) {
 		const char *args[] = {guild, json_string_value(json_object_get(p, "user_id")),
 		                      NULL};

@@ -26,6 +26,7 @@
  *                           "own"?}
  *   role_create            {"guild_id", "body": {"name", "color"?, ...}, "reason"?, "own"?}
  *   channel_edit           {"guild_id", "channel_id", "body": {...}, "reason"?, "own"?}
+ *   role_edit              {"guild_id", "role_id", "body": {"name"?, "color"?, ...}, "reason"?}
  *   member_edit            {"guild_id", "user_id", "body": {"nick"?, ...}, "reason"?}
  *   dm                     {"user_id", "body": {...}}
  *
@@ -33,7 +34,8 @@
  * name (and type and parent) and that no other row or owned object accounts for was created
  * by an attempt whose answer was lost, and is adopted instead of created twice. "own"
  * {"kind", "key", "name"?, "parent_id"?, "archived"?} records the object in owned_objects in
- * the statement that marks the row done.
+ * the statement that marks the row done. An edit's "owned_name" (role_edit, channel_edit)
+ * becomes the edited object's owned_objects.name when its row is done (a trigger, 0012).
  * Enqueue with OUTBOX_INSERT inside the caller's own transaction. */
 
 #define OUTBOX_CHANNEL "outbox"

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ical.h"
 #include "log.h"
 #include "reconcile.h"
 
@@ -128,7 +129,7 @@ struct ctx {
 	struct reconcile *r;
 	const struct mappings_guild *g;
 	const char *guild;
-	char today[16];
+	time_t now;
 	json_t *actions, *warnings, *errors;
 	json_t *role_by_id, *chan_by_id, *owned, *owned_ids, *claimed;
 	json_t *staff_ids; /* staff role key -> id, for those that exist */
@@ -141,7 +142,7 @@ struct ctx {
 	char **role_ids; /* per cohort: its role's id, NULL until it exists */
 	int *ended;
 	size_t roles_to_create, channels_to_create;
-	json_t *cat_new; /* category name -> channels to create in it */
+	json_t *cat_new; /* category name -> channels to create in it or move into it */
 };
 
 static json_t *add_action(struct ctx *c, const char *op, const char *cohort, const char *name)
@@ -227,6 +228,98 @@ static const char *resolve(struct ctx *c, const char *kind, const char *key, con
 		return k;
 	}
 	return NULL;
+}
+
+/* How a plan names a kind of object. */
+static const char *kind_text(const char *kind)
+{
+	return streq(kind, "role")       ? "role"
+	       : streq(kind, "category") ? "category"
+	       : streq(kind, "text")     ? "text channel"
+	                                 : "voice channel";
+}
+
+/* An object the bridge owns, found again, against what the mappings now say of it: a name the
+ * mappings changed (owned_objects.name is the name the bridge last gave it, so a name Discord
+ * spells its own way is not renamed again on every run), a role's colour or a channel's
+ * category that differ on Discord. What the bridge created is edited in place and keeps its
+ * id; what it adopted by name keeps Discord's name, colour and place, and the plan says so. */
+static void edit_owned(struct ctx *c, const char *kind, const char *key, const char *id,
+                       const char *name, int color, const char *parent, const char *parent_name,
+                       const char *cohort)
+{
+	int role = strcmp(kind, "role") == 0;
+	char okey[600], hex[16];
+	snprintf(okey, sizeof(okey), "%s\n%s", kind, key);
+	json_t *own = json_object_get(c->owned, okey);
+	json_t *have = json_object_get(role ? c->role_by_id : c->chan_by_id, id);
+	if (!own || !have || !streq(jstr(own, "discord_id"), id))
+		return; /* adopted in this very plan, by its name */
+	const char *cur = jstr(have, "name");
+	int recolor =
+	    role && color >= 0 && json_integer_value(json_object_get(have, "color")) != color;
+	/* a channel moves to its category; to one still to be created in the next round, but it
+	 * counts against the category's limit now, before anything changes */
+	int move = !role && parent_name && !(parent && streq(jstr(have, "parent_id"), parent));
+	snprintf(hex, sizeof(hex), "#%06x", (unsigned)(color >= 0 ? color : 0));
+	if (!json_is_true(json_object_get(own, "created_by_bridge"))) {
+		int renamed = !streq(cur, name);
+		char diff[600];
+		int n = 0;
+		diff[0] = '\0';
+		if (renamed)
+			n += snprintf(diff + n, sizeof(diff) - (size_t)n, "the name \"%s\"", name);
+		if (recolor && n >= 0 && (size_t)n < sizeof(diff))
+			n += snprintf(diff + n, sizeof(diff) - (size_t)n, "%sthe colour %s",
+			              n ? ", " : "", hex);
+		if (move && n >= 0 && (size_t)n < sizeof(diff))
+			n += snprintf(diff + n, sizeof(diff) - (size_t)n, "%sthe category \"%s\"",
+			              n ? ", " : "", parent_name ? parent_name : "?");
+		if (n)
+			json_array_append_new(
+			    c->warnings,
+			    json_sprintf(
+			        "%s \"%s\" was found by its name, not created by the bridge: "
+			        "left as it is, although the mappings give it %s",
+			        kind_text(kind), cur ? cur : "?", diff));
+		return;
+	}
+	int renamed = !streq(jstr(own, "name"), name);
+	if (!renamed && !recolor && !move)
+		return;
+	char op[32], what[64];
+	snprintf(op, sizeof(op), "edit_%s", kind);
+	json_t *a = add_action(c, op, cohort, name);
+	if (move) {
+		json_t *cnt = json_object_get(c->cat_new, parent_name);
+		json_object_set_new(c->cat_new, parent_name,
+		                    json_integer(json_integer_value(cnt) + 1));
+		json_object_set_new(a, "category", json_string(parent_name));
+	}
+	if (move && !parent) {
+		/* the whole edit waits for the category */
+		json_object_set_new(a, "ready", json_false());
+		return;
+	}
+	json_t *body = json_object();
+	if (renamed) {
+		json_object_set_new(body, "name", json_string(name));
+		json_object_set_new(a, "from", json_string(cur ? cur : "?"));
+	}
+	if (recolor) {
+		json_object_set_new(body, "color", json_integer(color));
+		json_object_set_new(a, "color", json_string(hex));
+	}
+	if (move)
+		json_object_set_new(body, "parent_id", json_string(parent));
+	const char *idk = role ? "role_id" : "channel_id";
+	json_object_set_new(a, idk, json_string(id));
+	snprintf(what, sizeof(what), "edit:%s", id);
+	/* owned_name: what owned_objects.name becomes once the row is done (0012) */
+	set_outbox(c, a, role ? "role_edit" : "channel_edit", what,
+	           json_pack("{s:s, s:s, s:o, s:s, s:s}", "guild_id", c->guild, idk, id, "body",
+	                     body, "reason", "cohortbridge: the mappings changed", "owned_name",
+	                     name));
 }
 
 static json_t *overwrite(const char *id, int type, unsigned long long allow,
@@ -342,6 +435,9 @@ static const char *want_channel(struct ctx *c, const char *kind, const char *key
 		                     json_object_get(a, "own")));
 		return NULL;
 	}
+	/* an ended cohort gets no new category, so its channels stay where they are */
+	edit_owned(c, kind, key, id, name, -1, parent, archived && !parent ? NULL : parent_name,
+	           cohort);
 	json_t *have = json_object_get(json_object_get(c->chan_by_id, id), "permission_overwrites");
 	if (ow && !overwrites_hold(ow, have)) {
 		/* ours replace theirs for the same ids; any other overwrite stays */
@@ -482,13 +578,18 @@ static void ctx_free(struct ctx *c)
 	json_decref(c->cat_new);
 }
 
-/* A role the mappings name: its id, or NULL after planning its creation. */
+/* A role the mappings name: its id, or NULL after planning its creation (none for an ended
+ * cohort, which gets nothing new). */
 static const char *want_role(struct ctx *c, const char *key, const char *name, int color,
-                             const char *cohort)
+                             const char *cohort, int ended)
 {
 	const char *id = resolve(c, "role", key, name, 0, NULL, cohort);
-	if (id)
+	if (id) {
+		edit_owned(c, "role", key, id, name, color, NULL, NULL, cohort);
 		return id;
+	}
+	if (ended)
+		return NULL;
 	json_t *a = add_action(c, "create_role", cohort, name);
 	json_t *own = json_pack("{s:s, s:s, s:s}", "kind", "role", "key", key, "name", name);
 	json_t *body =
@@ -503,6 +604,85 @@ static const char *want_role(struct ctx *c, const char *key, const char *name, i
 	                     "cohortbridge: role named by the mappings", "own", own));
 	c->roles_to_create++;
 	return NULL;
+}
+
+/* A cohort's end_date is a day in the cohort's own time zone: the cohort has ended once the
+ * last second of that day has passed there. When that instant cannot be told (libical
+ * missing), the plan stops rather than guess: a guess could archive the cohort's channels in
+ * one run and open them again in the next. */
+static int cohort_ended(struct ctx *c, const struct mappings_cohort *co)
+{
+	char last[32];
+	time_t end;
+	struct err err = {0};
+	if (!co->end_date)
+		return 0;
+	snprintf(last, sizeof(last), "%.10sT23:59:59", co->end_date);
+	if (ical_parse_time(last, co->time_zone, &end, &err) != 0) {
+		json_array_append_new(
+		    c->errors, json_sprintf("cohort \"%s\": cannot tell when %s ends in %s: %s",
+		                            co->name, co->end_date, co->time_zone, err.msg));
+		return 0;
+	}
+	return c->now > end;
+}
+
+/* A category's key is its name (cohorts whose category names come out the same share it), so
+ * a category the mappings now call otherwise has a key nobody owns. When the channels of the
+ * cohorts that use the new name all sit in one category the bridge created, under an old name
+ * no cohort uses any more, that category is the one renamed: its ownership moves to the new key
+ * (in the round's statement; a second group finds it under that key, which is in use) and
+ * edit_owned renames it, instead of a second category being created next to it. A category of
+ * the new name that the server already has and nobody owns is adopted instead, as always. */
+static void rekey_category(struct ctx *c, const char *name, const size_t *ix, size_t n,
+                           const json_t *cats)
+{
+	static const char *const kinds[] = {"text", "voice"};
+	char okey[600], ck[600];
+	const char *pid = NULL, *k;
+	json_t *v;
+	snprintf(okey, sizeof(okey), "category\ncategory:%s", name);
+	if (json_object_get(c->owned, okey))
+		return;
+	json_object_foreach(c->chan_by_id, k, v) {
+		if (json_integer_value(json_object_get(v, "type")) == CH_CATEGORY &&
+		    streq(jstr(v, "name"), name) && !json_object_get(c->owned_ids, k) &&
+		    !json_object_get(c->claimed, k))
+			return;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t t = 0; t < 2; t++) {
+			snprintf(ck, sizeof(ck), "%s\ncohort:%s", kinds[t], c->coh[ix[i]]->name);
+			const char *id = jstr(json_object_get(c->owned, ck), "discord_id");
+			const char *p =
+			    id ? jstr(json_object_get(c->chan_by_id, id), "parent_id") : NULL;
+			if (!p)
+				continue;
+			if (pid && !streq(pid, p))
+				return; /* spread over several: a new category, and the channels
+				           move */
+			pid = p;
+		}
+	if (!pid)
+		return;
+	json_object_foreach(c->owned, k, v) {
+		const char *old = jstr(v, "key");
+		if (!streq(jstr(v, "kind"), "category") || !streq(jstr(v, "discord_id"), pid))
+			continue;
+		if (!old || strncmp(old, "category:", 9) != 0 ||
+		    !json_is_true(json_object_get(v, "created_by_bridge")) ||
+		    json_object_get(cats, old + 9))
+			return;
+		json_t *a = add_action(c, "rekey_category", NULL, name);
+		json_object_set_new(a, "rekey",
+		                    json_pack("{s:s, s:s, s:s+}", "kind", "category", "from", old,
+		                              "to", "category:", name));
+		json_t *moved = json_deep_copy(v);
+		json_object_set_new(moved, "key", json_sprintf("category:%s", name));
+		json_object_del(c->owned, k); /* frees k and old: the loop ends here */
+		json_object_set_new(c->owned, okey, moved);
+		return;
+	}
 }
 
 static void member_change(struct ctx *c, const char *op, const char *user, const char *role_id,
@@ -580,10 +760,7 @@ static json_t *compute(struct reconcile *r)
 	c->failing = json_object();
 	c->cat_new = json_object();
 	c->staff_ids = json_object();
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(c->today, sizeof(c->today), "%Y-%m-%d", &tm);
+	c->now = time(NULL);
 
 	json_array_foreach(r->roles, i, v)
 		json_object_set(c->role_by_id, jstr(v, "id"), v);
@@ -616,7 +793,7 @@ static json_t *compute(struct reconcile *r)
 		char key[300];
 		snprintf(key, sizeof(key), "staff:%s", g->staff_roles[i].key);
 		const char *id =
-		    want_role(c, key, g->staff_roles[i].name, g->staff_roles[i].color, NULL);
+		    want_role(c, key, g->staff_roles[i].name, g->staff_roles[i].color, NULL, 0);
 		if (id)
 			json_object_set_new(resolved_staff, g->staff_roles[i].key, json_string(id));
 		json_object_set_new(rule_role, g->staff_roles[i].key,
@@ -625,7 +802,7 @@ static json_t *compute(struct reconcile *r)
 	for (i = 0; i < g->nroles; i++) {
 		char key[300];
 		snprintf(key, sizeof(key), "role:%s", g->roles[i].key);
-		const char *id = want_role(c, key, g->roles[i].name, g->roles[i].color, NULL);
+		const char *id = want_role(c, key, g->roles[i].name, g->roles[i].color, NULL, 0);
 		json_object_set_new(rule_role, g->roles[i].key, id ? json_string(id) : json_null());
 	}
 	json_t *active = json_object(); /* cohort index -> active memberships */
@@ -645,11 +822,10 @@ static json_t *compute(struct reconcile *r)
 			json_array_append_new(
 			    c->warnings,
 			    json_sprintf("cohort \"%s\" matches nobody in the roster", co->name));
-		c->ended[i] = co->end_date && strcmp(co->end_date, c->today) < 0;
+		c->ended[i] = cohort_ended(c, co);
 		char key[300];
 		snprintf(key, sizeof(key), "cohort:%s", co->name);
-		const char *id = c->ended[i] ? resolve(c, "role", key, co->role, 0, NULL, co->name)
-		                             : want_role(c, key, co->role, co->color, co->name);
+		const char *id = want_role(c, key, co->role, co->color, co->name, c->ended[i]);
 		c->role_ids[i] = id ? strdup(id) : NULL;
 	}
 
@@ -676,6 +852,7 @@ static json_t *compute(struct reconcile *r)
 		}
 		char key[300];
 		snprintf(key, sizeof(key), "category:%s", cname);
+		rekey_category(c, cname, ix, n, cats);
 		const char *id =
 		    want_channel(c, "category", key, cname, CH_CATEGORY, NULL, NULL, ix, n,
 		                 (int)all_ended, n == 1 ? c->coh[ix[0]]->name : NULL);
@@ -904,6 +1081,23 @@ static const char *op_text(const char *op)
 	return op;
 }
 
+/* "~ rename role "A" -> "B", colour #ff0000", "~ text channel "b": move to category "C"" */
+static void print_edit(struct reconcile *r, const json_t *a)
+{
+	const char *what = kind_text(jstr(a, "op") + 5);
+	const char *from = jstr(a, "from"), *color = jstr(a, "color"), *cat = jstr(a, "category");
+	if (from)
+		say(r, "    ~ rename %s \"%s\" -> \"%s\"", what, from, jstr(a, "name"));
+	else
+		say(r, "    ~ %s \"%s\":", what, jstr(a, "name"));
+	if (color)
+		say(r, "%s colour %s", from ? "," : "", color);
+	if (cat)
+		say(r, "%s move to category \"%s\"", from || color ? "," : "", cat);
+	say(r, "%s\n",
+	    json_is_true(json_object_get(a, "ready")) ? "" : " (once the category exists)");
+}
+
 static void print_group(struct reconcile *r, const json_t *plan, const char *cohort)
 {
 	size_t i;
@@ -920,6 +1114,12 @@ static void print_group(struct reconcile *r, const json_t *plan, const char *coh
 			const char *n = jstr(a, "name") ? jstr(a, "name") : "?";
 			json_object_set_new(
 			    m, n, json_integer(json_integer_value(json_object_get(m, n)) + 1));
+			continue;
+		}
+		if (strncmp(op, "rekey_", 6) == 0)
+			continue; /* bookkeeping: its rename is the edit that follows */
+		if (strncmp(op, "edit_", 5) == 0) {
+			print_edit(r, a);
 			continue;
 		}
 		say(r, "    %s \"%s\"%s\n", op_text(op), jstr(a, "name"),
@@ -939,17 +1139,21 @@ static void print_group(struct reconcile *r, const json_t *plan, const char *coh
 
 static void print_plan(struct reconcile *r, const json_t *plan)
 {
-	size_t i, counts[5] = {0};
+	size_t i, n = 0, counts[6] = {0};
 	json_t *a;
 	say(r, "guild %s%s%s%s\n", jstr(plan, "guild"), jstr(plan, "label") ? " (" : "",
 	    jstr(plan, "label") ? jstr(plan, "label") : "", jstr(plan, "label") ? ")" : "");
 	json_array_foreach(json_object_get(plan, "actions"), i, a) {
 		const char *op = jstr(a, "op");
+		if (strncmp(op, "rekey_", 6) == 0)
+			continue;
+		n++;
 		counts[strncmp(op, "create", 6) == 0  ? 0
 		       : strncmp(op, "adopt", 5) == 0 ? 1
-		       : streq(op, "add_role")        ? 3
-		       : streq(op, "remove_role")     ? 4
-		                                      : 2]++;
+		       : strncmp(op, "edit_", 5) == 0 ? 2
+		       : streq(op, "add_role")        ? 4
+		       : streq(op, "remove_role")     ? 5
+		                                      : 3]++;
 	}
 	say(r, "  server-wide roles\n");
 	print_group(r, plan, NULL);
@@ -963,15 +1167,14 @@ static void print_plan(struct reconcile *r, const json_t *plan)
 		say(r, "  warning: %s\n", json_string_value(a));
 	json_array_foreach(json_object_get(plan, "errors"), i, a)
 		say(r, "  error: %s\n", json_string_value(a));
-	if (!json_array_size(json_object_get(plan, "actions")))
+	if (!n)
 		say(r, "  nothing to do: Discord matches the mappings and the roster\n");
 	else
 		say(r,
-		    "  %zu action(s): %zu to create, %zu to adopt, %zu permission change(s), %zu "
-		    "role "
-		    "add(s), %zu removal(s) (%lld managed member(s))\n",
-		    json_array_size(json_object_get(plan, "actions")), counts[0], counts[1],
-		    counts[2], counts[3], counts[4],
+		    "  %zu action(s): %zu to create, %zu to adopt, %zu to edit, %zu "
+		    "permission change(s), %zu role add(s), %zu removal(s) (%lld managed "
+		    "member(s))\n",
+		    n, counts[0], counts[1], counts[2], counts[3], counts[4], counts[5],
 		    json_integer_value(json_object_get(plan, "managed_members")));
 }
 
@@ -1086,6 +1289,8 @@ static void planned(struct reconcile *r, json_t *plan)
 			continue;
 		json_t *ob = json_object_get(a, "outbox");
 		json_t *e = json_object();
+		if (json_object_get(a, "rekey"))
+			json_object_set(e, "rekey", json_object_get(a, "rekey"));
 		if (json_object_get(a, "own"))
 			json_object_set(e, "own", json_object_get(a, "own"));
 		if (ob) {

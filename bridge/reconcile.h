@@ -16,7 +16,11 @@
  * may be cut short by a crash and the next run picks up where Discord stands.
  *
  * Only objects in owned_objects are changed: those the bridge created, and those the mappings
- * name that were found by name (recorded with created_by_bridge false). Discord's limits are
+ * name that were found by name (recorded with created_by_bridge false). What the bridge created
+ * is renamed, recoloured and moved to its category in place when the mappings change
+ * (owned_objects.name is the name it last gave); what it found by name keeps its name, colour
+ * and place, with a warning. A cohort ends after the last second of its end_date in its own
+ * time zone; ended cohorts' channels are archived read-only. Discord's limits are
  * checked on the whole desired state before anything is enqueued. Removals are guarded: a
  * member whose source's last sync failed loses nothing, and more removals than the mappings'
  * removals.confirm_share of the managed members are held until allowed. */

@@ -2,7 +2,9 @@
  * database. 2,000 registered learners in 40 cohorts, applied twice (the second run writes
  * nothing); plan writes nothing; a failing source removes nothing; removals beyond the share
  * wait for --allow-removals; limits stop everything; objects the bridge does not own stay as
- * they were; kill -9 at random points, then a rerun, leaves no duplicate. */
+ * they were; kill -9 at random points, then a rerun, leaves no duplicate; renamed roles,
+ * categories and channels keep their ids (through apply and through SIGHUP), and channels move
+ * into a new category; end dates are read in each cohort's time zone. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,22 +25,35 @@ struct rig {
 	const char *env[4];
 };
 
-/* One cohort set (city × program × cohort: 5 × 2 × 4 = 40 cohorts) and one staff role; the
- * cohorts whose cohort value is `ended` ended long ago. */
-static void write_map(struct rig *r, const char *ended)
+/* One cohort set (city × program × cohort: 5 × 2 × 4 = 40 cohorts) and one staff role, coach,
+ * named `coach` in colour `color`; `templates` (the role and channel templates) and `extra`
+ * (time zones, end dates) go into the set as they are. */
+static void write_map_as(struct rig *r, const char *coach, const char *color, const char *templates,
+                         const char *extra)
 {
 	FILE *f = fopen(r->mapfile, "w");
 	assert_non_null(f);
 	fprintf(f,
 	        "{\"guild\": \"" GUILD "\", \"label\": \"Big Academy\", "
-	        "\"staff_roles\": {\"coach\": {\"name\": \"Coach\", \"color\": \"#2e86de\"}}, "
+	        "\"staff_roles\": {\"coach\": {\"name\": \"%s\", \"color\": \"%s\"}}, "
 	        "\"cohort_sets\": [{\"source\": \"roster\", \"name\": \"{program} {city} "
-	        "{cohort}\", \"channels\": {\"category\": \"{name}\", \"text\": "
-	        "\"{program}-{city}-{cohort}\", \"voice\": \"{name} voice\"}, \"staff\": "
-	        "[\"coach\"]%s%s%s}], \"removals\": {\"confirm_share\": 0.1}}",
-	        ended ? ", \"end_dates\": {\"" : "", ended ? ended : "",
-	        ended ? "\": \"2020-01-31\"}" : "");
+	        "{cohort}\", %s, \"staff\": [\"coach\"]%s}], \"removals\": {\"confirm_share\": "
+	        "0.1}}",
+	        coach, color, templates, extra);
 	fclose(f);
+}
+
+#define TEMPLATES                                                                                  \
+	"\"channels\": {\"category\": \"{name}\", \"text\": \"{program}-{city}-{cohort}\", "       \
+	"\"voice\": \"{name} voice\"}"
+
+/* The cohorts whose cohort value is `ended` ended long ago. */
+static void write_map(struct rig *r, const char *ended)
+{
+	char extra[200] = "";
+	if (ended)
+		snprintf(extra, sizeof(extra), ", \"end_dates\": {\"%s\": \"2020-01-31\"}", ended);
+	write_map_as(r, "Coach", "#2e86de", TEMPLATES, extra);
 }
 
 /* A world with `extra_roles` roles nobody maps, an unmanaged Alumni role and #general, and
@@ -78,7 +93,8 @@ static void rig_open(struct rig *r, int learners, int extra_roles, const char *e
 	*strrchr(mpath, '/') = '\0';
 	char cfg[1400];
 	snprintf(cfg, sizeof(cfg),
-	         "{\"mappings_dir\": \"%s\", \"discord\": {\"api_url\": "
+	         "{\"http\": {\"listen\": \"127.0.0.1:0\"}, \"mappings_dir\": \"%s\", "
+	         "\"discord\": {\"api_url\": "
 	         "\"http://127.0.0.1:%d/api/v10\", \"global_limit\": 1000}, \"outbox\": "
 	         "{\"lease_ms\": 1500}, \"sources\": [{\"name\": \"roster\", \"type\": "
 	         "\"roster_file\", \"path\": \"/nonexistent/roster.csv\"}]}",
@@ -243,6 +259,42 @@ static void census(struct rig *r, struct census *c)
 	json_decref(cohort_ids);
 	json_decref(names);
 	json_decref(st);
+}
+
+/* Every role ("role/NAME") and channel ("TYPE/NAME") of the guild: its id and, for roles, its
+ * colour under "color/NAME". */
+static json_t *objects(struct rig *r)
+{
+	json_t *st = NULL, *o = json_object(), *v;
+	size_t i;
+	char k[200];
+	assert_int_equal(th_sim_call(r->port, "GET", "/_sim/state", NULL, &st), 200);
+	json_t *g = json_array_get(json_object_get(st, "guilds"), 0);
+	json_array_foreach(json_object_get(g, "roles"), i, v) {
+		const char *name = json_string_value(json_object_get(v, "name"));
+		snprintf(k, sizeof(k), "role/%s", name);
+		json_object_set(o, k, json_object_get(v, "id"));
+		snprintf(k, sizeof(k), "color/%s", name);
+		json_object_set(o, k, json_object_get(v, "color"));
+	}
+	json_array_foreach(json_object_get(g, "channels"), i, v) {
+		snprintf(k, sizeof(k), "%d/%s", (int)json_integer_value(json_object_get(v, "type")),
+		         json_string_value(json_object_get(v, "name")));
+		json_object_set(o, k, json_object_get(v, "id"));
+	}
+	json_decref(st);
+	return o;
+}
+
+/* The object `after_key` in `after` is the very object `before_key` was in `before`. */
+static void same_object(json_t *before, const char *before_key, json_t *after,
+                        const char *after_key)
+{
+	const char *a = json_string_value(json_object_get(before, before_key));
+	const char *b = json_string_value(json_object_get(after, after_key));
+	if (!a || !b || strcmp(a, b) != 0)
+		fail_msg("%s (%s) is not %s (%s)", before_key, a ? a : "missing", after_key,
+		         b ? b : "missing");
 }
 
 static void test_reconcile_2000_twice(void **state)
@@ -471,11 +523,29 @@ static void test_reconcile_adopts_named(void **state)
 	         "'%s' AND NOT created_by_bridge",
 	         json_string_value(json_object_get(role, "id")));
 	assert_string_equal(th_sql(r.db, sql, 0), "1");
-	json_decref(role);
 	census(&r, &c);
 	assert_int_equal(c.dup_names, 0);
 	assert_true(c.alumni_intact && c.general_intact);
 	json_decref(c.overwrites);
+
+	/* the mappings rename and recolour it: the bridge did not create it, so it keeps
+	 * Discord's name and colour, and the plan says so */
+	write_map_as(&r, "Coaches", "#ff0000", TEMPLATES, "");
+	long w = writes(&r);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "warning: role \"Coach\" was found by its name, not created by "
+	                            "the bridge: left as it is, although the mappings give it the "
+	                            "name \"Coaches\", the colour #ff0000\n"));
+	assert_non_null(strstr(out, "nothing to do"));
+	free(out);
+	assert_int_equal(writes(&r), w);
+	json_t *now = objects(&r);
+	assert_string_equal(json_string_value(json_object_get(now, "role/Coach")),
+	                    json_string_value(json_object_get(role, "id")));
+	assert_null(json_object_get(now, "role/Coaches"));
+	json_decref(now);
+	json_decref(role);
 	rig_close(&r);
 }
 
@@ -515,6 +585,237 @@ static void test_reconcile_kill9(void **state)
 	rig_close(&r);
 }
 
+#define RENAMED                                                                                    \
+	"\"role\": \"{name} crew\", \"channels\": {\"category\": \"{name} area\", \"text\": "      \
+	"\"{program}-{city}-{cohort}-chat\", \"voice\": \"{name} room\"}"
+
+static void test_reconcile_renames(void **state)
+{
+	struct rig r = {0};
+	char dir[96];
+	struct census c;
+	rig_open(&r, 200, 0, NULL);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	json_t *before = objects(&r);
+	long base = writes(&r);
+
+	/* the mappings rename the cohorts' roles, categories and channels and the staff role,
+	 * recolour it, and end the K4 cohorts: plan says so and changes nothing */
+	write_map_as(&r, "Coaches", "#ff0000", RENAMED,
+	             ", \"end_dates\": {\"K4\": \"2020-01-31\"}");
+	assert_int_equal(cli(&r, dir, sizeof(dir), "plan", NULL), 0);
+	char *out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "~ rename role \"Coach\" -> \"Coaches\", colour #ff0000\n"));
+	assert_non_null(strstr(out, "~ rename role \"P0 C0 K1\" -> \"P0 C0 K1 crew\"\n"));
+	assert_non_null(strstr(out, "~ rename category \"P0 C0 K1\" -> \"P0 C0 K1 area\"\n"));
+	assert_non_null(strstr(out, "~ rename text channel \"p0-c0-k1\" -> \"p0-c0-k1-chat\"\n"));
+	assert_non_null(
+	    strstr(out, "~ rename voice channel \"P0 C0 K1 voice\" -> \"P0 C0 K1 room\"\n"));
+	assert_non_null(strstr(out, "~ archive (read-only) \"p0-c0-k4-chat\""));
+	assert_non_null(
+	    strstr(out, "0 to create, 0 to adopt, 161 to edit, 30 permission change(s)"));
+	assert_null(strstr(out, "+ create"));
+	free(out);
+	assert_int_equal(writes(&r), base);
+
+	/* apply: every object edited in place, none created */
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	assert_int_equal(requests(&r, "PATCH /guilds/{guild_id}/roles/{role_id}"), 41);
+	assert_int_equal(requests(&r, "PATCH /channels/{channel_id}"), 120 + 30);
+	assert_int_equal(writes(&r) - base, 161 + 30);
+	json_t *after = objects(&r);
+	assert_int_equal(json_object_size(after), json_object_size(before));
+	same_object(before, "role/Coach", after, "role/Coaches");
+	assert_int_equal(json_integer_value(json_object_get(after, "color/Coaches")), 0xff0000);
+	same_object(before, "role/P0 C0 K1", after, "role/P0 C0 K1 crew");
+	same_object(before, "role/P1 C4 K4", after, "role/P1 C4 K4 crew");
+	same_object(before, "4/P0 C0 K1", after, "4/P0 C0 K1 area");
+	same_object(before, "0/p0-c0-k1", after, "0/p0-c0-k1-chat");
+	same_object(before, "2/P0 C0 K1 voice", after, "2/P0 C0 K1 room");
+	same_object(before, "0/p1-c4-k4", after, "0/p1-c4-k4-chat");
+	same_object(before, "role/Alumni", after, "role/Alumni");
+	same_object(before, "0/general", after, "0/general");
+	census(&r, &c);
+	assert_int_equal(c.cohort_roles, 40);
+	assert_int_equal(c.categories, 40);
+	assert_int_equal(c.dup_names, 0);
+	assert_int_equal(c.members_with_cohort_role, 200);
+	assert_true(c.alumni_intact && c.general_intact);
+	json_decref(c.overwrites);
+	/* what the bridge owns carries the new names; the categories their new keys */
+	assert_string_equal(th_sql(r.db,
+	                           "SELECT count(*) FROM owned_objects WHERE (kind = 'role' AND "
+	                           "name LIKE '% crew') OR (kind = 'category' AND name LIKE "
+	                           "'% area' AND key = 'category:' || name) OR (kind = 'text' AND "
+	                           "name LIKE '%-chat') OR (kind = 'voice' AND name LIKE '% room')",
+	                           0),
+	                    "160");
+	assert_string_equal(
+	    th_sql(r.db, "SELECT name FROM owned_objects WHERE key = 'staff:coach'", 0), "Coaches");
+	assert_string_equal(th_sql(r.db, "SELECT count(*) FROM owned_objects", 0), "161");
+	assert_string_equal(th_sql(r.db, "SELECT count(*) FROM owned_objects WHERE archived", 0),
+	                    "30");
+	/* the ended cohorts' channels stay read-only under their new names */
+	json_t *st = NULL;
+	th_sim_call(r.port, "GET", "/_sim/state", NULL, &st);
+	size_t i;
+	json_t *v;
+	int checked = 0;
+	json_array_foreach(
+	    json_object_get(json_array_get(json_object_get(st, "guilds"), 0), "channels"), i, v) {
+		if (strcmp(json_string_value(json_object_get(v, "name")), "p0-c0-k4-chat") != 0)
+			continue;
+		json_t *ow = json_array_get(json_object_get(v, "permission_overwrites"), 2);
+		assert_string_equal(json_string_value(json_object_get(ow, "deny")), "1050624");
+		checked = 1;
+	}
+	json_decref(st);
+	assert_true(checked);
+
+	/* a second apply writes nothing */
+	long w = writes(&r);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "nothing to do"));
+	free(out);
+	assert_int_equal(writes(&r), w);
+	json_decref(before);
+	before = after;
+
+	/* the running bridge: a mapping change and SIGHUP rename the text channels and recolour
+	 * the staff role, and a later apply finds nothing left to do */
+	const char *run[] = {"", "run", NULL};
+	char bdir[96];
+	pid_t bridge = th_spawn(run, r.env, bdir, sizeof(bdir));
+	if (!th_wait_for(bdir, "stderr", "Discord is in step", 20000))
+		fail_msg("the bridge did not reconcile:\n%s", th_read(bdir, "stderr"));
+	write_map_as(&r, "Coaches", "#00ff00",
+	             "\"role\": \"{name} crew\", \"channels\": {\"category\": \"{name} area\", "
+	             "\"text\": \"{program}-{city}-{cohort}-talk\", \"voice\": \"{name} room\"}",
+	             ", \"end_dates\": {\"K4\": \"2020-01-31\"}");
+	kill(bridge, SIGHUP);
+	int done = 0;
+	for (int t = 0; t < 200 && !done; t++) {
+		usleep(100000);
+		json_t *now = objects(&r);
+		done = json_integer_value(json_object_get(now, "color/Coaches")) == 0x00ff00 &&
+		       json_object_get(now, "0/p1-c4-k4-talk") &&
+		       json_object_get(now, "0/p0-c0-k1-talk");
+		json_decref(now);
+	}
+	if (!done)
+		fail_msg("SIGHUP did not rename:\n%s", th_read(bdir, "stderr"));
+	kill(bridge, SIGTERM);
+	assert_int_equal(th_wait(bridge, 10000), 0);
+	after = objects(&r);
+	same_object(before, "0/p0-c0-k1-chat", after, "0/p0-c0-k1-talk");
+	same_object(before, "role/Coaches", after, "role/Coaches");
+	json_decref(before);
+	json_decref(after);
+	w = writes(&r);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "nothing to do"));
+	free(out);
+	assert_int_equal(writes(&r), w);
+
+	/* one category per program: the 40 categories are still named by nobody, so two new
+	 * ones are created and every text and voice channel moves into its program's */
+	write_map_as(&r, "Coaches", "#00ff00",
+	             "\"role\": \"{name} crew\", \"channels\": {\"category\": \"{program}\", "
+	             "\"text\": \"{program}-{city}-{cohort}-talk\", \"voice\": \"{name} room\"}",
+	             ", \"end_dates\": {\"K4\": \"2020-01-31\"}");
+	assert_int_equal(cli(&r, dir, sizeof(dir), "plan", NULL), 0);
+	out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "+ create category \"P0\""));
+	assert_non_null(strstr(out, "~ text channel \"p0-c0-k1-talk\": move to category \"P0\" "
+	                            "(once the category exists)\n"));
+	free(out);
+	long posts = requests(&r, "POST /guilds/{guild_id}/channels");
+	long patches = requests(&r, "PATCH /channels/{channel_id}");
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	assert_int_equal(requests(&r, "POST /guilds/{guild_id}/channels") - posts, 2);
+	assert_int_equal(requests(&r, "PATCH /channels/{channel_id}") - patches, 80);
+	after = objects(&r);
+	st = NULL;
+	th_sim_call(r.port, "GET", "/_sim/state", NULL, &st);
+	int moved = 0;
+	json_array_foreach(
+	    json_object_get(json_array_get(json_object_get(st, "guilds"), 0), "channels"), i, v) {
+		const char *name = json_string_value(json_object_get(v, "name"));
+		const char *parent = json_string_value(json_object_get(v, "parent_id"));
+		char cat[8];
+		snprintf(cat, sizeof(cat), "4/P%c", name[1]);
+		if (json_integer_value(json_object_get(v, "type")) != 4 && (name[0] | 0x20) == 'p')
+			moved +=
+			    parent &&
+			    strcmp(parent, json_string_value(json_object_get(after, cat))) == 0;
+	}
+	json_decref(st);
+	json_decref(after);
+	assert_int_equal(moved, 80);
+	w = writes(&r);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "nothing to do"));
+	free(out);
+	assert_int_equal(writes(&r), w);
+	rig_close(&r);
+}
+
+/* A cohort's end date is a day in its own time zone. The K1 cohorts end "today" as Pago Pago
+ * (UTC-11) counts: there the day is not over, while in Kiritimati (UTC+14, 25 hours ahead) it
+ * is already over. UTC's date is that day or the next, so reading the date in UTC would
+ * treat all of them alike, whatever the hour. */
+static void test_reconcile_end_date_zone(void **state)
+{
+	struct rig r = {0};
+	char dir[96], day[16], extra[300];
+	rig_open(&r, 200, 0, NULL);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	long base = writes(&r);
+
+	/* keep clear of Pago Pago's midnight (11:00 UTC) while the test runs */
+	time_t now = time(NULL);
+	long left = 86400 - (long)((now - 11 * 3600) % 86400);
+	if (left < 120) {
+		sleep((unsigned)left + 1);
+		now = time(NULL);
+	}
+	time_t pago = now - 11 * 3600;
+	struct tm tm;
+	gmtime_r(&pago, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	snprintf(extra, sizeof(extra),
+	         ", \"time_zone\": \"Pacific/Pago_Pago\", \"cities\": {\"C0\": {\"time_zone\": "
+	         "\"Pacific/Kiritimati\"}}, \"end_dates\": {\"K1\": \"%s\"}",
+	         day);
+	write_map_as(&r, "Coach", "#2e86de", TEMPLATES, extra);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "plan", NULL), 0);
+	char *out = th_read(dir, "stdout");
+	assert_non_null(strstr(out, "cohort \"P0 C0 K1\" (5 active, ended)\n"));
+	assert_non_null(strstr(out, "cohort \"P1 C0 K1\" (5 active, ended)\n"));
+	assert_non_null(strstr(out, "cohort \"P0 C1 K1\" (5 active)\n"));
+	assert_non_null(strstr(out, "cohort \"P1 C4 K1\" (5 active)\n"));
+	assert_non_null(strstr(out, "~ archive (read-only) \"p0-c0-k1\""));
+	assert_null(strstr(out, "~ archive (read-only) \"p0-c1-k1\""));
+	free(out);
+
+	/* two cohorts' category, text and voice channels go read-only */
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	assert_int_equal(requests(&r, "PATCH /channels/{channel_id}"), 6);
+	assert_int_equal(writes(&r) - base, 6);
+	assert_string_equal(th_sql(r.db,
+	                           "SELECT string_agg(DISTINCT key, ',' ORDER BY key) FROM "
+	                           "owned_objects WHERE archived",
+	                           0),
+	                    "category:P0 C0 K1,category:P1 C0 K1,cohort:P0 C0 K1,cohort:P1 C0 K1");
+	long w = writes(&r);
+	assert_int_equal(cli(&r, dir, sizeof(dir), "apply", NULL), 0);
+	assert_int_equal(writes(&r), w);
+	rig_close(&r);
+}
+
 GROUP(group_reconcile)
 {
 	const struct CMUnitTest tests[] = {
@@ -524,6 +825,8 @@ GROUP(group_reconcile)
 	    cmocka_unit_test(test_reconcile_limits),
 	    cmocka_unit_test(test_reconcile_adopts_named),
 	    cmocka_unit_test(test_reconcile_kill9),
+	    cmocka_unit_test(test_reconcile_renames),
+	    cmocka_unit_test(test_reconcile_end_date_zone),
 	};
 	return RUN_GROUP(tests);
 }
