@@ -171,7 +171,7 @@ static void on_simple(const struct rest_result *r, void *ud)
 	if (r->status >= 200 && r->status < 300) {
 		json_t *res = json_object();
 		const char *id = json_string_value(json_object_get(r->body, "id"));
-		if (id && strcmp(j->kind, "channel_edit") != 0)
+		if (id && strcmp(j->kind, "channel_edit") != 0 && strcmp(j->kind, "role_edit") != 0)
 			json_object_set_new(res,
 			                    strcmp(j->kind, "channel_create") == 0 ? "channel_id"
 			                    : strcmp(j->kind, "role_create") == 0  ? "role_id"
