@@ -324,3 +324,30 @@ long th_sim_call(int port, const char *method, const char *path, const char *bod
 	free(buf);
 	return status;
 }
+
+int th_ix_type(json_t *rec)
+{
+	return (int)json_integer_value(
+	    json_object_get(json_array_get(json_object_get(rec, "callbacks"), 0), "type"));
+}
+
+json_t *th_ix_answer(json_t *rec)
+{
+	int t = th_ix_type(rec);
+	if (t == 5 || t == 6)
+		return json_object_get(rec, "original");
+	return json_object_get(json_array_get(json_object_get(rec, "callbacks"), 0), "data");
+}
+
+const char *th_ix_content(json_t *rec)
+{
+	const char *c = json_string_value(json_object_get(th_ix_answer(rec), "content"));
+	return c ? c : "";
+}
+
+const char *th_ix_first_cid(json_t *rec)
+{
+	json_t *row = json_array_get(json_object_get(th_ix_answer(rec), "components"), 0);
+	return json_string_value(
+	    json_object_get(json_array_get(json_object_get(row, "components"), 0), "custom_id"));
+}

@@ -91,6 +91,14 @@ void th_sim_stop(pid_t pid);
  * parsed answer in *out (may be NULL). */
 long th_sim_call(int port, const char *method, const char *path, const char *body, json_t **out);
 
+/* A simulated interaction's record (GET /_sim/interactions/ID): the first callback's type, the
+ * answer's message (the callback's, or after a deferral the original response), its content
+ * ("" when none) and its first component's custom_id (NULL when none). */
+int th_ix_type(json_t *rec);
+json_t *th_ix_answer(json_t *rec);
+const char *th_ix_content(json_t *rec);
+const char *th_ix_first_cid(json_t *rec);
+
 /* Port from a "port=N" field in dir/stderr, after waiting for the listening line. */
 int th_listen_port(const char *dir, int ms);
 

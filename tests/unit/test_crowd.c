@@ -572,46 +572,18 @@ static void add_modal(struct crowd *b, struct act *a, size_t *n, struct who *w, 
 	(*n)++;
 }
 
-static int cb_type(json_t *rec)
-{
-	return (int)json_integer_value(
-	    json_object_get(json_array_get(json_object_get(rec, "callbacks"), 0), "type"));
-}
-
-/* The answer's message: the callback's, or after a deferral the original response. */
-static json_t *answer(json_t *rec)
-{
-	int t = cb_type(rec);
-	if (t == 5 || t == 6)
-		return json_object_get(rec, "original");
-	return json_object_get(json_array_get(json_object_get(rec, "callbacks"), 0), "data");
-}
-
-static const char *content(json_t *rec)
-{
-	const char *c = json_string_value(json_object_get(answer(rec), "content"));
-	return c ? c : "";
-}
-
 static int ephemeral(json_t *rec)
 {
 	json_t *d = json_object_get(json_array_get(json_object_get(rec, "callbacks"), 0), "data");
 	return (json_integer_value(json_object_get(d, "flags")) & 64) != 0;
 }
 
-static const char *first_cid(json_t *rec)
-{
-	json_t *row = json_array_get(json_object_get(answer(rec), "components"), 0);
-	return json_string_value(
-	    json_object_get(json_array_get(json_object_get(row, "components"), 0), "custom_id"));
-}
-
 static int answered(json_t *rec)
 {
-	int t = cb_type(rec);
+	int t = th_ix_type(rec);
 	if (t == 4 || t == 7 || t == 9)
 		return 1;
-	return (t == 5 || t == 6) && *content(rec);
+	return (t == 5 || t == 6) && *th_ix_content(rec);
 }
 
 /* Sends every interaction, then waits for every answer (the acts' rec, and their account's). */
@@ -666,11 +638,12 @@ static void to_modal(struct crowd *b, struct who **ws, size_t n)
 		k = 0;
 		for (size_t i = 0; i < n; i++) {
 			struct who *w = ws[i];
-			const char *cid = first_cid(w->rec);
+			const char *cid = th_ix_first_cid(w->rec);
 			if (!cid || strncmp(cid, "reg:pick:", 9) != 0)
 				continue;
 			if (w->picked >= w->npicks)
-				fail_msg("%s: one select too many: %s", w->label, content(w->rec));
+				fail_msg("%s: one select too many: %s", w->label,
+				         th_ix_content(w->rec));
 			char route[64];
 			snprintf(route, sizeof(route), "%s", cid);
 			add_select(b, a, &k, w, route, w->picks[w->picked++]);
@@ -682,20 +655,21 @@ static void to_modal(struct crowd *b, struct who **ws, size_t n)
 	k = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct who *w = ws[i];
-		const char *cid = first_cid(w->rec);
+		const char *cid = th_ix_first_cid(w->rec);
 		char bold[200];
 		snprintf(bold, sizeof(bold), "**%s**", w->cohort);
-		if (!cid || strcmp(cid, "reg:go") != 0 || strcmp(content(w->rec), bold) != 0 ||
-		    w->picked != w->npicks)
+		if (!cid || strcmp(cid, "reg:go") != 0 ||
+		    strcmp(th_ix_content(w->rec), bold) != 0 || w->picked != w->npicks)
 			fail_msg("%s: expected the cohort %s and its button, got %s / %s", w->label,
-			         w->cohort, cid ? cid : "none", content(w->rec));
+			         w->cohort, cid ? cid : "none", th_ix_content(w->rec));
 		add_button(b, a, &k, w, "reg:go");
 	}
 	run(b, a, k);
 	for (size_t i = 0; i < n; i++) {
 		json_t *data = json_object_get(
 		    json_array_get(json_object_get(ws[i]->rec, "callbacks"), 0), "data");
-		if (cb_type(ws[i]->rec) != 9 || strcmp(lstr(data, "custom_id"), "reg:ident") != 0)
+		if (th_ix_type(ws[i]->rec) != 9 ||
+		    strcmp(lstr(data, "custom_id"), "reg:ident") != 0)
 			fail_msg("%s: expected the identifier's modal", ws[i]->label);
 	}
 	free(a);
@@ -725,7 +699,7 @@ static void refused(struct crowd *b, struct who *w, enum fail f, const char *rea
 	static const char *const needle[] = {"could not find you", "attempt(s) left",
 	                                     "already linked to another Discord account",
 	                                     "Too many attempts. Try again in 60 minutes"};
-	const char *c = content(w->rec);
+	const char *c = th_ix_content(w->rec);
 	char help[40], line[200];
 	snprintf(help, sizeof(help), "<#%s>", b->help[w->g]);
 	if (!strstr(c, needle[f]) || !strstr(c, help) || !ephemeral(w->rec))
@@ -740,9 +714,9 @@ static void welcomed(struct crowd *b, struct who *w)
 {
 	char want[200], line[400];
 	snprintf(want, sizeof(want), "You are now in %s.", w->cohort);
-	if (!strstr(content(w->rec), want) || !ephemeral(w->rec))
+	if (!strstr(th_ix_content(w->rec), want) || !ephemeral(w->rec))
 		fail_msg("%s: expected the welcome to %s, got \"%s\"", w->label, w->cohort,
-		         content(w->rec));
+		         th_ix_content(w->rec));
 	snprintf(line, sizeof(line), "<@%s> registered as %s (%s) by %s", w->user, w->entry,
 	         w->cohort, METHOD[w->g]);
 	audit_expect(b, w->g, line);
@@ -755,17 +729,18 @@ static void welcomed(struct crowd *b, struct who *w)
 /* A first wrong proof (no failure before it, for the account or the entry): two left. */
 static void two_left(struct who *w)
 {
-	if (!strstr(content(w->rec), "That did not match. 2 attempt(s) left"))
-		fail_msg("%s: expected 2 attempts left, got \"%s\"", w->label, content(w->rec));
+	if (!strstr(th_ix_content(w->rec), "That did not match. 2 attempt(s) left"))
+		fail_msg("%s: expected 2 attempts left, got \"%s\"", w->label,
+		         th_ix_content(w->rec));
 }
 
 /* A code sent: the text and the button that opens the code's modal. */
 static void code_sent(struct who *w)
 {
-	if (!strstr(content(w->rec), "We sent a code to your") || !first_cid(w->rec) ||
-	    strcmp(first_cid(w->rec), "reg:code") != 0 || !ephemeral(w->rec))
+	if (!strstr(th_ix_content(w->rec), "We sent a code to your") || !th_ix_first_cid(w->rec) ||
+	    strcmp(th_ix_first_cid(w->rec), "reg:code") != 0 || !ephemeral(w->rec))
 		fail_msg("%s: expected a code sent through %s, got \"%s\"", w->label, SOURCE[w->g],
-		         content(w->rec));
+		         th_ix_content(w->rec));
 }
 
 /* The codes sent to a Canvas user or a Moodle user, from the LMS's own message log, oldest
@@ -831,7 +806,7 @@ static void enter_codes(struct crowd *b, struct who **ws, char (*codes)[8], size
 	run(b, a, k);
 	k = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (cb_type(ws[i]->rec) != 9)
+		if (th_ix_type(ws[i]->rec) != 9)
 			fail_msg("%s: expected the code's modal", ws[i]->label);
 		add_modal(b, a, &k, ws[i], "reg:codesub", json_pack("{s:s}", "code", codes[i]));
 	}
@@ -1118,10 +1093,10 @@ static void test_crowd_registration(void **state)
 		} else if (w->g == GP) {
 			welcomed(b, w);
 		} else if (w->g == GR) {
-			if (!strstr(content(w->rec), "A member of staff will check") ||
+			if (!strstr(th_ix_content(w->rec), "A member of staff will check") ||
 			    !ephemeral(w->rec))
 				fail_msg("%s: expected to wait for staff, got \"%s\"", w->label,
-				         content(w->rec));
+				         th_ix_content(w->rec));
 		} else {
 			code_sent(w);
 		}
@@ -1138,9 +1113,9 @@ static void test_crowd_registration(void **state)
 	run(b, a, n);
 	assert_true(th_sim_call(b->port, "DELETE", "/_sim/sources/faults", NULL, NULL) / 100 == 2);
 	for (int s = 0; s < 6; s++) {
-		if (cb_type(slow[s]->rec) != 5)
+		if (th_ix_type(slow[s]->rec) != 5)
 			fail_msg("%s: a slow Canvas, but the answer was not deferred (type %d)",
-			         slow[s]->label, cb_type(slow[s]->rec));
+			         slow[s]->label, th_ix_type(slow[s]->rec));
 		code_sent(slow[s]);
 	}
 	double t_slow = now_s();
@@ -1264,9 +1239,9 @@ static void test_crowd_registration(void **state)
 		char want[400], line[400];
 		snprintf(want, sizeof(want), "%s by <@%s>: <@%s>, %s, %s",
 		         w->denied ? "Denied" : "Approved", STAFF, w->user, w->entry, w->cohort);
-		if (strcmp(content(deciders[k].rec), want) != 0)
+		if (strcmp(th_ix_content(deciders[k].rec), want) != 0)
 			fail_msg("deciding on %s: expected \"%s\", got \"%s\"", w->label, want,
-			         content(deciders[k].rec));
+			         th_ix_content(deciders[k].rec));
 		json_decref(deciders[k].rec);
 		deciders[k].rec = NULL;
 		if (w->denied) {
@@ -1344,8 +1319,8 @@ static void test_crowd_registration(void **state)
 	refused(b, ro_dup, F_TAKEN, "entry already taken");
 	refused(b, ro_ghost, F_NOT_FOUND, "no such roster entry");
 	/* the twin's approval: staff see why it cannot be; the twin is told as the others */
-	if (!strstr(content(twin_decider->rec), "already linked to another Discord account"))
-		fail_msg("approving the twin: \"%s\"", content(twin_decider->rec));
+	if (!strstr(th_ix_content(twin_decider->rec), "already linked to another Discord account"))
+		fail_msg("approving the twin: \"%s\"", th_ix_content(twin_decider->rec));
 	json_decref(twin_decider->rec);
 	free(deciders);
 	snprintf(ro_twin->told, sizeof(ro_twin->told),

@@ -305,35 +305,6 @@ static json_t *act(struct bed *b, const char *body)
 	return rec;
 }
 
-static int cb_type(json_t *rec)
-{
-	return (int)json_integer_value(
-	    json_object_get(json_array_get(json_object_get(rec, "callbacks"), 0), "type"));
-}
-
-/* The answer's message: the callback's, or after a deferral the original response. */
-static json_t *answer(json_t *rec)
-{
-	int t = cb_type(rec);
-	if (t == 5 || t == 6)
-		return json_object_get(rec, "original");
-	return json_object_get(json_array_get(json_object_get(rec, "callbacks"), 0), "data");
-}
-
-static const char *content(json_t *rec)
-{
-	const char *c = json_string_value(json_object_get(answer(rec), "content"));
-	return c ? c : "";
-}
-
-/* The first component's custom_id in an answer. */
-static const char *first_custom_id(json_t *rec)
-{
-	json_t *row = json_array_get(json_object_get(answer(rec), "components"), 0);
-	return json_string_value(
-	    json_object_get(json_array_get(json_object_get(row, "components"), 0), "custom_id"));
-}
-
 static json_t *click(struct bed *b, const char *guild, const char *user, const char *custom_id)
 {
 	char body[512];
@@ -383,10 +354,10 @@ static void pick_cohort(struct bed *b, const char *guild, const char *user,
 {
 	json_t *rec = click(b, guild, user, "reg:start");
 	for (size_t i = 0; values && values[i]; i++) {
-		const char *cid = first_custom_id(rec);
+		const char *cid = th_ix_first_cid(rec);
 		if (!cid || strncmp(cid, "reg:pick:", 9) != 0) {
 			fail_msg("step %zu: expected a select, got %s / %s", i, cid ? cid : "none",
-			         content(rec));
+			         th_ix_content(rec));
 			return;
 		}
 		char route[64];
@@ -394,13 +365,13 @@ static void pick_cohort(struct bed *b, const char *guild, const char *user,
 		json_decref(rec);
 		rec = pick(b, guild, user, route, values[i]);
 	}
-	const char *cid = first_custom_id(rec);
+	const char *cid = th_ix_first_cid(rec);
 	if (!cid || strcmp(cid, "reg:go") != 0)
 		fail_msg("expected the identifier button, got %s / %s", cid ? cid : "none",
-		         content(rec));
+		         th_ix_content(rec));
 	json_decref(rec);
 	rec = click(b, guild, user, "reg:go");
-	assert_int_equal(cb_type(rec), 9);
+	assert_int_equal(th_ix_type(rec), 9);
 	json_decref(rec);
 }
 
@@ -557,12 +528,12 @@ static void test_registration_pretix(void **state)
 	pick_cohort(&b, G_PRETIX, eve, vals);
 	snprintf(fields, sizeof(fields), "{\"code\": \"#%s-1\", \"name\": \"Someone Else\"}", code);
 	json_t *rec = submit(&b, G_PRETIX, eve, "reg:ident", fields);
-	assert_non_null(strstr(content(rec), "attempt"));
-	assert_non_null(strstr(content(rec), "<#"));
+	assert_non_null(strstr(th_ix_content(rec), "attempt"));
+	assert_non_null(strstr(th_ix_content(rec), "<#"));
 	json_decref(rec);
 	/* an order that does not exist */
 	rec = submit(&b, G_PRETIX, eve, "reg:ident", "{\"code\": \"ZZZZZ\", \"name\": \"X Y\"}");
-	assert_non_null(strstr(content(rec), "<#"));
+	assert_non_null(strstr(th_ix_content(rec), "<#"));
 	json_decref(rec);
 
 	/* the right one, as printed on the badge */
@@ -571,7 +542,7 @@ static void test_registration_pretix(void **state)
 	rec = submit(&b, G_PRETIX, ada, "reg:ident", fields);
 	if (count_sql(&b, "SELECT count(*) FROM registrations WHERE guild_id = '" G_PRETIX "'") !=
 	    1)
-		fail_msg("not registered with %s / %s: %s", code, name, content(rec));
+		fail_msg("not registered with %s / %s: %s", code, name, th_ix_content(rec));
 	json_decref(rec);
 	/* the cohort's role and the role rule's (a ticket of item 1) */
 	char want[64];
@@ -588,7 +559,7 @@ static void test_registration_pretix(void **state)
 	rec = submit(&b, G_PRETIX, eve, "reg:ident", "{\"code\": \"QQQQQ\", \"name\": \"X Y\"}");
 	json_decref(rec);
 	rec = submit(&b, G_PRETIX, eve, "reg:ident", "{\"code\": \"QQQQQ\", \"name\": \"X Y\"}");
-	assert_non_null(strstr(content(rec), "minutes"));
+	assert_non_null(strstr(th_ix_content(rec), "minutes"));
 	json_decref(rec);
 	wait_roles(&b, G_PRETIX, eve, "|", 1000);
 	/* one audit line per outcome: 1 registered, 5 failures */
@@ -621,8 +592,8 @@ static void test_registration_lms_code(void **state)
 	pick_cohort(&b, G_LMS, bo, vals);
 	snprintf(fields, sizeof(fields), "{\"ident\": \"%s\"}", lstr(l, "email"));
 	json_t *rec = submit(&b, G_LMS, bo, "reg:ident", fields);
-	assert_int_equal(cb_type(rec), 5); /* deferred, then edited */
-	assert_string_equal(first_custom_id(rec), "reg:code");
+	assert_int_equal(th_ix_type(rec), 5); /* deferred, then edited */
+	assert_string_equal(th_ix_first_cid(rec), "reg:code");
 	json_decref(rec);
 	th_sim_call(b.port, "DELETE", "/_sim/sources/faults", NULL, NULL);
 	/* the code, as the learner reads it in Canvas */
@@ -641,17 +612,17 @@ static void test_registration_lms_code(void **state)
 	json_decref(msgs);
 	/* a wrong code, then the right one */
 	rec = click(&b, G_LMS, bo, "reg:code");
-	assert_int_equal(cb_type(rec), 9);
+	assert_int_equal(th_ix_type(rec), 9);
 	json_decref(rec);
 	char wrong[8];
 	snprintf(wrong, sizeof(wrong), "%06d", (int)((strtol(code, NULL, 10) + 1) % 1000000));
 	snprintf(fields, sizeof(fields), "{\"code\": \"%s\"}", wrong);
 	rec = submit(&b, G_LMS, bo, "reg:codesub", fields);
-	assert_non_null(strstr(content(rec), "attempt"));
+	assert_non_null(strstr(th_ix_content(rec), "attempt"));
 	json_decref(rec);
 	snprintf(fields, sizeof(fields), "{\"code\": \"%s\"}", code);
 	rec = submit(&b, G_LMS, bo, "reg:codesub", fields);
-	assert_non_null(strstr(content(rec), cohort));
+	assert_non_null(strstr(th_ix_content(rec), cohort));
 	json_decref(rec);
 	snprintf(want, sizeof(want), "|%s|", cohort);
 	wait_roles(&b, G_LMS, bo, want, 10000);
@@ -671,7 +642,7 @@ static void test_registration_lms_code(void **state)
 	const char *cy = join(&b, G_LMS, "cy", 1);
 	pick_cohort(&b, G_LMS, cy, vals);
 	rec = submit(&b, G_LMS, cy, "reg:ident", "{\"ident\": \"nobody@example.org\"}");
-	assert_non_null(strstr(content(rec), "<#"));
+	assert_non_null(strstr(th_ix_content(rec), "<#"));
 	json_decref(rec);
 	/* a code used after it expired: refused, and a new Register starts over */
 	json_t *l2 = NULL;
@@ -685,7 +656,7 @@ static void test_registration_lms_code(void **state)
 	pick_cohort(&b, G_LMS, di, vals);
 	snprintf(fields, sizeof(fields), "{\"ident\": \"%s\"}", lstr(l2, "email"));
 	rec = submit(&b, G_LMS, di, "reg:ident", fields);
-	assert_string_equal(first_custom_id(rec), "reg:code");
+	assert_string_equal(th_ix_first_cid(rec), "reg:code");
 	json_decref(rec);
 	th_sim_call(b.port, "GET", "/_sim/sources/canvas/messages", NULL, &msgs);
 	body = json_string_value(
@@ -701,7 +672,7 @@ static void test_registration_lms_code(void **state)
 	         di);
 	assert_non_null(th_sql(b.db, sql, 0));
 	rec = submit(&b, G_LMS, di, "reg:codesub", fields);
-	assert_non_null(strstr(content(rec), "expired"));
+	assert_non_null(strstr(th_ix_content(rec), "expired"));
 	json_decref(rec);
 	wait_roles(&b, G_LMS, di, "|", 1000);
 	assert_int_equal(wait_audit(&b, G_LMS, NULL, 4), 4);
@@ -737,10 +708,10 @@ static void test_registration_approval(void **state)
 	snprintf(cid, sizeof(cid), "reg:decide:ok:%s", id);
 	/* a learner cannot approve (told in the server's own words) */
 	rec = click(&b, G_STAFF, fay, cid);
-	assert_non_null(strstr(content(rec), "Nur f\xc3\xbcr das Team."));
+	assert_non_null(strstr(th_ix_content(rec), "Nur f\xc3\xbcr das Team."));
 	json_decref(rec);
 	rec = click(&b, G_STAFF, STAFF, cid);
-	assert_non_null(strstr(content(rec), "Approved"));
+	assert_non_null(strstr(th_ix_content(rec), "Approved"));
 	json_decref(rec);
 	snprintf(want, sizeof(want), "|%s|", cohort);
 	wait_roles(&b, G_STAFF, dee, want, 10000);
@@ -748,7 +719,7 @@ static void test_registration_approval(void **state)
 	/* fay asks for the same entry: denied by staff, told by the buttons' outcome */
 	pick_cohort(&b, G_STAFF, fay, vals);
 	rec = submit(&b, G_STAFF, fay, "reg:ident", fields);
-	assert_non_null(strstr(content(rec), "<#")); /* taken */
+	assert_non_null(strstr(th_ix_content(rec), "<#")); /* taken */
 	json_decref(rec);
 
 	/* a race: two accounts claim one entry at the same moment through /link */
@@ -788,14 +759,14 @@ static void test_registration_approval(void **state)
 	/* /lookup finds dee; /unlink releases the entry and takes the role back */
 	snprintf(opt, sizeof(opt), "[{\"name\": \"who\", \"type\": 3, \"value\": \"<@%s>\"}]", dee);
 	rec = command(&b, G_STAFF, STAFF, "lookup", opt);
-	assert_non_null(strstr(content(rec), "roster:r"));
+	assert_non_null(strstr(th_ix_content(rec), "roster:r"));
 	json_decref(rec);
 	snprintf(opt, sizeof(opt), "[{\"name\": \"user\", \"type\": 6, \"value\": \"%s\"}]", dee);
 	rec = command(&b, G_STAFF, fay, "unlink", opt);
-	assert_non_null(strstr(content(rec), "Nur f\xc3\xbcr das Team."));
+	assert_non_null(strstr(th_ix_content(rec), "Nur f\xc3\xbcr das Team."));
 	json_decref(rec);
 	rec = command(&b, G_STAFF, STAFF, "unlink", opt);
-	assert_non_null(strstr(content(rec), "no longer holds"));
+	assert_non_null(strstr(th_ix_content(rec), "no longer holds"));
 	json_decref(rec);
 	wait_roles(&b, G_STAFF, dee, "|", 10000);
 	/* now fay may have it, and a deny ends a request */
@@ -807,7 +778,7 @@ static void test_registration_approval(void **state)
 	id = th_sql(b.db, "SELECT id FROM reg_approvals WHERE state = 'pending'", 0);
 	snprintf(cid, sizeof(cid), "reg:decide:no:%s", id);
 	rec = click(&b, G_STAFF, STAFF, cid);
-	assert_non_null(strstr(content(rec), "Denied"));
+	assert_non_null(strstr(th_ix_content(rec), "Denied"));
 	json_decref(rec);
 	wait_roles(&b, G_STAFF, fay, "|", 2000);
 
@@ -830,7 +801,7 @@ static void test_registration_approval(void **state)
 	                       3, 10000));
 	snprintf(opt, sizeof(opt), "[{\"name\": \"user\", \"type\": 6, \"value\": \"%s\"}]", ivy);
 	rec = command(&b, G_STAFF, STAFF, "approve", opt);
-	assert_non_null(strstr(content(rec), "Approved by"));
+	assert_non_null(strstr(th_ix_content(rec), "Approved by"));
 	json_decref(rec);
 	snprintf(want, sizeof(want), "|%s|", cohort3);
 	wait_roles(&b, G_STAFF, ivy, want, 10000);
@@ -876,14 +847,14 @@ static void test_registration_many_choices(void **state)
 	porto_cohorts = 0;
 	const char *jo = join(&b, G_STAFF, "jo", 0);
 	json_t *rec = click(&b, G_STAFF, jo, "reg:start");
-	assert_string_equal(first_custom_id(rec), "reg:pick:city");
+	assert_string_equal(th_ix_first_cid(rec), "reg:pick:city");
 	json_decref(rec);
 	/* one program in Porto: that step is taken for the learner */
 	rec = pick(&b, G_STAFF, jo, "reg:pick:city", "Porto");
-	assert_string_equal(first_custom_id(rec), "reg:pick:cohort");
+	assert_string_equal(th_ix_first_cid(rec), "reg:pick:cohort");
 	json_t *opts = json_object_get(
 	    json_array_get(
-	        json_object_get(json_array_get(json_object_get(answer(rec), "components"), 0),
+	        json_object_get(json_array_get(json_object_get(th_ix_answer(rec), "components"), 0),
 	                        "components"),
 	        0),
 	    "options");
@@ -898,7 +869,7 @@ static void test_registration_many_choices(void **state)
 	rec = pick(&b, G_STAFF, jo, "reg:pick:cohort", "~page:1");
 	opts = json_object_get(
 	    json_array_get(
-	        json_object_get(json_array_get(json_object_get(answer(rec), "components"), 0),
+	        json_object_get(json_array_get(json_object_get(th_ix_answer(rec), "components"), 0),
 	                        "components"),
 	        0),
 	    "options");
@@ -907,10 +878,10 @@ static void test_registration_many_choices(void **state)
 	                    "Web Porto P25");
 	json_decref(rec);
 	rec = pick(&b, G_STAFF, jo, "reg:pick:cohort", "Web Porto P27");
-	assert_string_equal(first_custom_id(rec), "reg:go");
+	assert_string_equal(th_ix_first_cid(rec), "reg:go");
 	json_decref(rec);
 	rec = click(&b, G_STAFF, jo, "reg:go");
-	assert_int_equal(cb_type(rec), 9);
+	assert_int_equal(th_ix_type(rec), 9);
 	json_decref(rec);
 	rec = submit(&b, G_STAFF, jo, "reg:ident", "{\"ident\": \"p27@example.org\"}");
 	json_decref(rec);
