@@ -351,3 +351,17 @@ const char *th_ix_first_cid(json_t *rec)
 	return json_string_value(
 	    json_object_get(json_array_get(json_object_get(row, "components"), 0), "custom_id"));
 }
+
+pid_t th_bridge_run(const char *cfg, const char *db, int sim_port, char *dir, size_t dirsize)
+{
+	char envdb[1100], envapi[128];
+	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", db);
+	snprintf(envapi, sizeof(envapi), "DISCORD_API_URL=http://127.0.0.1:%d/api/v10", sim_port);
+	const char *a[] = {"", "--config", cfg, "run", NULL};
+	const char *env[] = {envdb, "DISCORD_TOKEN=sim-token", envapi, "SRC_TOKEN=source-token",
+	                     NULL};
+	pid_t pid = th_spawn(a, env, dir, dirsize);
+	if (!th_wait_for(dir, "stderr", "mod=gateway msg=re", 15000))
+		fail_msg("the bridge did not get ready:\n%s", th_read(dir, "stderr"));
+	return pid;
+}

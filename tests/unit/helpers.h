@@ -91,6 +91,11 @@ void th_sim_stop(pid_t pid);
  * parsed answer in *out (may be NULL). */
 long th_sim_call(int port, const char *method, const char *path, const char *body, json_t **out);
 
+/* Runs `cohortbridge --config cfg run` against the simulator on sim_port and the database db
+ * (sources answer to SRC_TOKEN=source-token) until its gateway session is ready or resumed;
+ * fails the test with the bridge's log otherwise. Returns its pid; its output is in dir. */
+pid_t th_bridge_run(const char *cfg, const char *db, int sim_port, char *dir, size_t dirsize);
+
 /* A simulated interaction's record (GET /_sim/interactions/ID): the first callback's type, the
  * answer's message (the callback's, or after a deferral the original response), its content
  * ("" when none) and its first component's custom_id (NULL when none). */

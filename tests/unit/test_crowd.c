@@ -293,17 +293,7 @@ static const char *roster_csv(struct crowd *b)
 
 static void run_bridge(struct crowd *b)
 {
-	char envdb[1100], envapi[128];
-	snprintf(envdb, sizeof(envdb), "DATABASE_URL=%s", b->db);
-	snprintf(envapi, sizeof(envapi), "DISCORD_API_URL=http://127.0.0.1:%d/api/v10", b->port);
-	const char *a[] = {"", "--config", b->cfg, "run", NULL};
-	const char *env[] = {envdb, "DISCORD_TOKEN=sim-token", envapi, "SRC_TOKEN=source-token",
-	                     NULL};
-	b->bridge = th_spawn(a, env, b->dir, sizeof(b->dir));
-	if (!th_wait_for(b->dir, "stderr", "mod=gateway msg=re", 15000)) {
-		char *log = th_read(b->dir, "stderr");
-		fail_msg("the bridge did not get ready:\n%s", log);
-	}
+	b->bridge = th_bridge_run(b->cfg, b->db, b->port, b->dir, sizeof(b->dir));
 }
 
 static void channel_ids(struct crowd *b)
